@@ -1,0 +1,156 @@
+//! ONNX Runtime backend: the fast CPU path.
+//!
+//! The graph comes from [`super::onnx_export`], built in memory from the
+//! model's own weights, so no `.onnx` file is downloaded or shipped. ONNX
+//! Runtime is loaded at run time from a shared library (`load-dynamic`): the
+//! default build links nothing, and `scripts/fetch-models` installs the
+//! library from the `onnxruntime` Python wheel.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::Tensor;
+
+use super::{pool_hidden, Backend, BackendInfo, PaddedBatch};
+use crate::error::{EngineError, Result};
+use crate::model::{ModelConfig, ModelFiles, Pooling};
+
+/// Tuning for the ONNX Runtime session.
+#[derive(Debug, Clone)]
+pub struct OrtOptions {
+    /// Path of `libonnxruntime.so`; searched for when `None`.
+    pub library: Option<PathBuf>,
+    /// Threads for one operator (the matmuls); 0 means one per core.
+    pub intra_threads: usize,
+    /// Let idle worker threads spin between operators (lower latency, burns CPU).
+    pub spinning: bool,
+}
+
+impl Default for OrtOptions {
+    fn default() -> Self {
+        Self { library: None, intra_threads: 0, spinning: true }
+    }
+}
+
+static ENVIRONMENT: OnceLock<std::result::Result<(ort::environment::Environment, PathBuf), String>> = OnceLock::new();
+
+/// Where the ONNX Runtime library is looked for, in order.
+pub fn library_candidates(explicit: Option<&Path>) -> Vec<PathBuf> {
+    let mut c = Vec::new();
+    if let Some(p) = explicit {
+        c.push(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+        c.push(PathBuf::from(p));
+    }
+    c.push(PathBuf::from("vendor/onnxruntime/libonnxruntime.so"));
+    if let Ok(exe) = std::env::current_exe() {
+        // target/{release,debug}/osprey and target/debug/deps/test-binary → repo root.
+        for up in exe.ancestors().skip(1).take(4) {
+            c.push(up.join("vendor/onnxruntime/libonnxruntime.so"));
+            c.push(up.join("libonnxruntime.so"));
+        }
+    }
+    c.push(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../vendor/onnxruntime/libonnxruntime.so")));
+    c
+}
+
+/// Loads ONNX Runtime once per process and returns the library path used.
+pub fn ensure_runtime(explicit: Option<&Path>) -> Result<PathBuf> {
+    let env = ENVIRONMENT.get_or_init(|| {
+        let candidates = library_candidates(explicit);
+        let Some(lib) = candidates.iter().find(|p| p.is_file()) else {
+            return Err(format!(
+                "ONNX Runtime library not found (looked at {}); run scripts/fetch-models or set ORT_DYLIB_PATH",
+                candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            ));
+        };
+        let env = ort::init_from(lib)
+            .map_err(|e| format!("loading {}: {e}", lib.display()))?
+            .with_name("osprey")
+            .build()
+            .map_err(|e| format!("initialising ONNX Runtime from {}: {e}", lib.display()))?;
+        Ok((env, lib.clone()))
+    });
+    match env {
+        Ok((_, lib)) => Ok(lib.clone()),
+        Err(e) => Err(EngineError::Backend(e.clone())),
+    }
+}
+
+/// A BERT-family encoder running in an ONNX Runtime session on the CPU.
+pub struct OrtBackend {
+    session: Session,
+    hidden_size: usize,
+    /// RoBERTa numbers positions from `pad_token_id + 1`; BERT from 0.
+    position_offset: Option<i64>,
+    threads: usize,
+}
+
+impl OrtBackend {
+    pub fn load(files: &ModelFiles, config: &ModelConfig, opts: &OrtOptions) -> Result<Self> {
+        ensure_runtime(opts.library.as_deref())?;
+        let weights = files.load_weights(&candle_core::Device::Cpu)?;
+        let onnx = super::onnx_export::export_bert(config, &weights)?;
+        drop(weights);
+        let threads = if opts.intra_threads == 0 {
+            std::thread::available_parallelism().map_or(1, usize::from)
+        } else {
+            opts.intra_threads
+        };
+        let Some((env, _)) = ENVIRONMENT.get().and_then(|r| r.as_ref().ok()) else {
+            return Err(EngineError::Backend("ONNX Runtime is not initialised".into()));
+        };
+        let session = Session::builder(env)
+            .and_then(|b| b.with_optimization_level(GraphOptimizationLevel::All).map_err(Into::into))
+            .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
+            .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
+            .and_then(|b| b.with_intra_op_spinning(opts.spinning).map_err(Into::into))
+            .and_then(|mut b| b.commit_from_memory(&onnx))
+            .map_err(|e| EngineError::Backend(format!("creating ONNX Runtime session for {}: {e}", files.id)))?;
+        let position_offset =
+            config.model_type.contains("roberta").then(|| i64::from(config.pad_token_id.unwrap_or(1)));
+        Ok(Self { session, hidden_size: config.hidden_size, position_offset, threads })
+    }
+
+    fn position_ids(&self, batch: &PaddedBatch) -> Vec<i64> {
+        let s = batch.seq_len;
+        let mut pos = vec![0i64; batch.input_ids.len()];
+        for (row, &len) in batch.lengths.iter().enumerate() {
+            for t in 0..s {
+                pos[row * s + t] = match self.position_offset {
+                    // Padding keeps the padding index; real tokens count up after it.
+                    Some(pad) if t < len => pad + 1 + t as i64,
+                    Some(pad) => pad,
+                    None => t as i64,
+                };
+            }
+        }
+        pos
+    }
+}
+
+impl Backend for OrtBackend {
+    fn embed(&mut self, batch: &PaddedBatch, pooling: Pooling) -> Result<Vec<Vec<f32>>> {
+        if batch.batch_size() == 0 {
+            return Ok(Vec::new());
+        }
+        let shape = [batch.batch_size(), batch.seq_len];
+        let t = |v: Vec<i64>| Tensor::from_array((shape, v)).map_err(EngineError::backend);
+        let inputs = ort::inputs![
+            "input_ids" => t(batch.input_ids.clone())?,
+            "attention_mask" => t(batch.attention_mask.clone())?,
+            "token_type_ids" => t(batch.token_type_ids.clone())?,
+            "position_ids" => t(self.position_ids(batch))?,
+        ];
+        let outputs = self.session.run(inputs).map_err(EngineError::backend)?;
+        let (_, hidden) = outputs["last_hidden_state"].try_extract_tensor::<f32>().map_err(EngineError::backend)?;
+        Ok(pool_hidden(hidden, batch, self.hidden_size, pooling))
+    }
+
+    fn info(&self) -> BackendInfo {
+        BackendInfo { name: "onnxruntime", device: format!("cpu ({} threads)", self.threads), dtype: "f32".into() }
+    }
+}

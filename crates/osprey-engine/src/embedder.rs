@@ -1,0 +1,380 @@
+//! [`Embedder`]: the cheap, clonable handle callers use to turn texts into
+//! vectors. It owns admission (a bounded number of requests in flight),
+//! tokenization on a small worker pool, the per-request deadline and the
+//! combining of chunked inputs; the batcher and model thread do the rest.
+
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use osprey_types::metrics as m;
+use serde::Serialize;
+use tokio::sync::{oneshot, Semaphore};
+
+use crate::backend::{self, Backend, PaddedBatch};
+use crate::batcher::{self, BatchLimits, Entry, Queue};
+use crate::error::{EngineError, Result};
+use crate::model::{ModelFiles, ModelSource, Pooling};
+use crate::settings::{BackendChoice, BatchingSettings, DeviceChoice, ModelSettings};
+use crate::tokenize::{Sequence, TextTokenizer, TokenInfo, Truncation};
+
+/// What is known about a loaded model (served by `/info` and the registry).
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    pub id: String,
+    pub path: String,
+    pub source: ModelSource,
+    pub model_type: String,
+    pub backend: String,
+    pub device: String,
+    pub dtype: String,
+    pub hidden_size: usize,
+    pub max_seq_length: usize,
+    pub pooling: Pooling,
+    /// Whether the model's own pipeline normalises (a `Normalize` module).
+    pub normalize: bool,
+    pub vocab_size: usize,
+    pub weight_bytes: u64,
+    pub load_seconds: f64,
+    pub warmup_seconds: f64,
+    /// Seconds since the Unix epoch at which loading finished.
+    pub loaded_at: u64,
+}
+
+/// Per-request options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EmbedOptions {
+    pub truncation: Truncation,
+    pub normalize: bool,
+}
+
+/// Vectors for a request's inputs, in input order.
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    pub vectors: Vec<Vec<f32>>,
+    /// Tokens fed to the model per input, special tokens included.
+    pub tokens: Vec<usize>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A fixed set of threads for CPU work that must stay off the async runtime.
+struct WorkerPool {
+    tx: Mutex<Sender<Job>>,
+}
+
+impl WorkerPool {
+    fn new(name: &str, workers: usize) -> std::io::Result<Self> {
+        let (tx, rx) = channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..workers {
+            let rx = Arc::clone(&rx);
+            std::thread::Builder::new().name(format!("{name}-{i}")).spawn(move || loop {
+                let job = match rx.lock() {
+                    Ok(guard) => guard.recv(),
+                    Err(_) => return,
+                };
+                match job {
+                    Ok(job) => job(),
+                    Err(_) => return,
+                }
+            })?;
+        }
+        Ok(Self { tx: Mutex::new(tx) })
+    }
+
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        self.tx.lock().map_err(|_| EngineError::ShutDown)?.send(job).map_err(|_| EngineError::ShutDown)?;
+        rx.await.map_err(|_| EngineError::ShutDown)
+    }
+}
+
+struct Inner {
+    info: ModelInfo,
+    tokenizer: TextTokenizer,
+    queue: Arc<Queue>,
+    permits: Arc<Semaphore>,
+    batching: BatchingSettings,
+    pool: WorkerPool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.queue.close();
+    }
+}
+
+/// A loaded, warmed-up model with its batcher. Clones share everything.
+#[derive(Clone)]
+pub struct Embedder {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder").field("model", &self.inner.info.id).finish()
+    }
+}
+
+impl Embedder {
+    /// Loads the model, starts its threads and runs the warm-up passes.
+    /// Blocking: call from a blocking context.
+    pub fn load(files: ModelFiles, settings: &ModelSettings, batching: &BatchingSettings) -> Result<Self> {
+        batching.validate().map_err(EngineError::Unsupported)?;
+        let started = Instant::now();
+        let config = files.read_config()?;
+        backend::check_supported(&config)?;
+        let sentence = files.read_sentence_config(&config)?;
+        let tokenizer = TextTokenizer::load(&files, sentence.max_seq_length)?;
+        let limits = BatchLimits {
+            max_batch_tokens: batching.max_batch_tokens,
+            max_batch_requests: batching.max_batch_requests,
+        };
+        let queue = Queue::new(limits, files.id.clone());
+        let batches = batcher::spawn_former(Arc::clone(&queue)).map_err(EngineError::backend)?;
+
+        // The model thread loads the backend itself, warms it up, reports,
+        // then serves batches until the queue closes.
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (thread_files, thread_config, thread_settings) = (files.clone(), config.clone(), settings.clone());
+        let warm_tokens = tokenizer.encode("osprey warms the model up before serving", Truncation::Truncate)?;
+        let warm_long = tokenizer.encode(&"warm ".repeat(tokenizer.max_len()), Truncation::Truncate)?;
+        let pooling = sentence.pooling;
+        let thread_queue = Arc::clone(&queue);
+        std::thread::Builder::new()
+            .name("osprey-model".into())
+            .spawn(move || {
+                let loaded = create_backend(&thread_files, &thread_config, &thread_settings).and_then(|mut b| {
+                    let load_done = Instant::now();
+                    for pass in 0..thread_settings.warmup_passes {
+                        let seqs: Vec<&Sequence> = if pass % 2 == 0 {
+                            warm_tokens.iter().collect()
+                        } else {
+                            std::iter::repeat_n(&warm_long[0], 4).collect()
+                        };
+                        let batch =
+                            PaddedBatch::from_sequences(seqs.iter().map(|s| (s.ids.as_slice(), s.type_ids.as_slice())));
+                        b.embed(&batch, pooling)?;
+                    }
+                    Ok((b, load_done))
+                });
+                match loaded {
+                    Ok((mut b, load_done)) => {
+                        let _ = ready_tx.send(Ok((b.info(), load_done)));
+                        batcher::run_model(&thread_queue, b.as_mut(), pooling, &batches);
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            })
+            .map_err(EngineError::backend)?;
+        let (binfo, load_done) = match ready_rx.recv() {
+            Ok(r) => r?,
+            Err(_) => return Err(EngineError::Backend("model thread exited during load".into())),
+        };
+        let weight_bytes = std::fs::metadata(&files.weights).map(|m| m.len()).unwrap_or(0);
+        let info = ModelInfo {
+            id: files.id.clone(),
+            path: files.dir.display().to_string(),
+            source: files.source.clone(),
+            model_type: config.model_type.clone(),
+            backend: binfo.name.to_string(),
+            device: binfo.device,
+            dtype: binfo.dtype,
+            hidden_size: config.hidden_size,
+            max_seq_length: sentence.max_seq_length,
+            pooling,
+            normalize: sentence.normalize,
+            vocab_size: config.vocab_size,
+            weight_bytes,
+            load_seconds: load_done.duration_since(started).as_secs_f64(),
+            warmup_seconds: load_done.elapsed().as_secs_f64(),
+            loaded_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        };
+        let labels = [("model", info.id.clone())];
+        metrics::gauge!(m::MODEL_LOAD_SECONDS, &labels).set(info.load_seconds);
+        metrics::gauge!(m::MODEL_WARMUP_SECONDS, &labels).set(info.warmup_seconds);
+        metrics::gauge!(m::MODEL_WEIGHT_BYTES, &labels).set(weight_bytes as f64);
+        metrics::gauge!(m::MODEL_LOADED, &labels).set(1.0);
+        tracing::info!(model = %info.id, backend = %info.backend, device = %info.device,
+            load_s = info.load_seconds, warmup_s = info.warmup_seconds, "model ready");
+        let pool = WorkerPool::new("osprey-tokenizer", batching.tokenizer_workers).map_err(EngineError::backend)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                info,
+                tokenizer,
+                queue,
+                permits: Arc::new(Semaphore::new(batching.max_concurrent_requests)),
+                batching: batching.clone(),
+                pool,
+            }),
+        })
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.inner.info
+    }
+
+    pub fn batching(&self) -> &BatchingSettings {
+        &self.inner.batching
+    }
+
+    /// Sequences waiting in the queue.
+    pub fn queue_len(&self) -> usize {
+        self.inner.queue.len()
+    }
+
+    /// Batches and sequences run, dropped and failed since the model loaded.
+    pub fn stats(&self) -> crate::batcher::BatcherStats {
+        self.inner.queue.stats()
+    }
+
+    /// Requests admitted and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.inner.batching.max_concurrent_requests - self.inner.permits.available_permits()
+    }
+
+    /// Embeds `texts`, in order. Fails at once with [`EngineError::Overloaded`]
+    /// when `max_concurrent_requests` are already in flight.
+    pub async fn embed(&self, texts: Vec<String>, opts: EmbedOptions) -> Result<Embedded> {
+        if texts.is_empty() {
+            return Err(EngineError::EmptyInput);
+        }
+        let inner = &self.inner;
+        let _permit = Arc::clone(&inner.permits)
+            .try_acquire_owned()
+            .map_err(|_| EngineError::Overloaded(inner.batching.max_concurrent_requests))?;
+        let timeout = inner.batching.request_timeout;
+        let started = Instant::now();
+        let deadline = started + timeout;
+
+        let tokenizer = inner.tokenizer.clone();
+        let mode = opts.truncation;
+        let per_text: Vec<Vec<Sequence>> = inner
+            .pool
+            .run(move || texts.iter().map(|t| tokenizer.encode(t, mode)).collect::<Result<Vec<_>>>())
+            .await??;
+        metrics::histogram!(m::TOKENIZATION_DURATION_SECONDS).record(started.elapsed().as_secs_f64());
+
+        let mut receivers = Vec::with_capacity(per_text.len());
+        let mut entries = Vec::new();
+        let enqueued = Instant::now();
+        let mut tokens = Vec::with_capacity(per_text.len());
+        for seqs in per_text {
+            let mut rxs = Vec::with_capacity(seqs.len());
+            tokens.push(seqs.iter().map(|s| s.ids.len()).sum());
+            for seq in seqs {
+                let (tx, rx) = oneshot::channel();
+                rxs.push((seq.ids.len(), rx));
+                entries.push(Entry { seq, enqueued, deadline, reply: tx });
+            }
+            receivers.push(rxs);
+        }
+        inner.queue.push(entries)?;
+
+        let collect = async {
+            let mut vectors = Vec::with_capacity(receivers.len());
+            for rxs in receivers {
+                let mut parts = Vec::with_capacity(rxs.len());
+                for (len, rx) in rxs {
+                    parts.push((len, rx.await.map_err(|_| EngineError::ShutDown)??));
+                }
+                vectors.push(combine(parts));
+            }
+            Ok::<_, EngineError>(vectors)
+        };
+        let mut vectors = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), collect)
+            .await
+            .map_err(|_| EngineError::Timeout(timeout))??;
+        if opts.normalize {
+            vectors.iter_mut().for_each(|v| normalize(v));
+        }
+        metrics::counter!(m::EMBEDDINGS_TOTAL).increment(vectors.len() as u64);
+        metrics::counter!(m::TOKENS_TOTAL).increment(tokens.iter().sum::<usize>() as u64);
+        Ok(Embedded { vectors, tokens })
+    }
+
+    /// Tokens of `text` as the model sees them.
+    pub fn tokenize(&self, text: &str, add_special: bool) -> Result<Vec<TokenInfo>> {
+        self.inner.tokenizer.tokens(text, add_special)
+    }
+
+    /// Number of tokens `text` has, special tokens included, before truncation.
+    pub fn count_tokens(&self, text: &str) -> Result<usize> {
+        self.inner.tokenizer.count(text)
+    }
+
+    /// Time a request may take from admission to answer.
+    pub fn request_timeout(&self) -> Duration {
+        self.inner.batching.request_timeout
+    }
+}
+
+/// Mean of chunk vectors weighted by their token counts (a single part is
+/// returned as is).
+fn combine(mut parts: Vec<(usize, Vec<f32>)>) -> Vec<f32> {
+    if parts.len() == 1 {
+        return parts.pop().map(|(_, v)| v).unwrap_or_default();
+    }
+    let total: usize = parts.iter().map(|(n, _)| n).sum();
+    let dim = parts.first().map_or(0, |(_, v)| v.len());
+    let mut acc = vec![0f32; dim];
+    for (n, v) in &parts {
+        let w = *n as f32 / total.max(1) as f32;
+        for (a, x) in acc.iter_mut().zip(v) {
+            *a += w * x;
+        }
+    }
+    acc
+}
+
+/// Scales `v` to unit L2 norm (a zero vector stays zero).
+pub fn normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+/// Picks and loads the backend for `settings` (see [`BackendChoice`]).
+pub fn create_backend(
+    files: &ModelFiles,
+    config: &crate::model::ModelConfig,
+    settings: &ModelSettings,
+) -> Result<Box<dyn Backend>> {
+    use crate::backend::{
+        candle::CandleBackend,
+        ort::{OrtBackend, OrtOptions},
+    };
+    let ort_opts =
+        OrtOptions { library: settings.ort_library.clone(), intra_threads: settings.threads, spinning: true };
+    let cuda = |n: usize| -> Result<Box<dyn Backend>> {
+        let device = candle_core::Device::new_cuda(n).map_err(|e| EngineError::Device(format!("cuda:{n}: {e}")))?;
+        Ok(Box::new(CandleBackend::load(files, config, device)?))
+    };
+    match (&settings.device, settings.backend) {
+        (DeviceChoice::Cuda(n), BackendChoice::Onnxruntime) => Err(EngineError::Device(format!(
+            "the onnxruntime backend runs on the CPU only; use --backend candle for cuda:{n}"
+        ))),
+        (DeviceChoice::Cuda(n), _) => cuda(*n),
+        (DeviceChoice::Auto, BackendChoice::Auto | BackendChoice::Candle)
+            if candle_core::utils::cuda_is_available() =>
+        {
+            cuda(0)
+        }
+        (_, BackendChoice::Onnxruntime) => Ok(Box::new(OrtBackend::load(files, config, &ort_opts)?)),
+        (_, BackendChoice::Candle) => Ok(Box::new(CandleBackend::load(files, config, candle_core::Device::Cpu)?)),
+        (_, BackendChoice::Auto) => match OrtBackend::load(files, config, &ort_opts) {
+            Ok(b) => Ok(Box::new(b)),
+            Err(e) => {
+                tracing::warn!(error = %e, "ONNX Runtime unavailable, falling back to the candle CPU backend");
+                Ok(Box::new(CandleBackend::load(files, config, candle_core::Device::Cpu)?))
+            }
+        },
+    }
+}

@@ -1,0 +1,150 @@
+//! osprey-server: the HTTP face of osprey.
+//!
+//! [`Application::build`] turns [`Settings`] into a bound listener, a model
+//! registry and a router; [`Application::run_until_stopped`] serves until
+//! SIGINT/SIGTERM. Tests bind port 0 and read [`Application::port`].
+//!
+//! # Layout
+//! - [`settings`]: the root settings tree.
+//! - [`error`]: [`ApiError`](error::ApiError), the one error surface.
+//! - `extract`: the JSON extractor whose rejections are `ApiError`s.
+//! - [`routes`]: TEI, OpenAI, probes and metrics, docs.
+//! - [`telemetry`]: Prometheus recorder and HTTP metrics middleware.
+//! - [`state`]: what handlers share.
+
+pub mod error;
+mod extract;
+pub mod routes;
+pub mod settings;
+pub mod state;
+pub mod telemetry;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use osprey_engine::model::ResolveOptions;
+use osprey_engine::ModelRegistry;
+use osprey_types::error::ErrorCode;
+use tokio::net::TcpListener;
+
+pub use settings::Settings;
+pub use state::AppState;
+
+use crate::error::ApiError;
+
+/// A bound, configured server, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Validates `settings`, registers the model and binds the listener.
+    /// The model loads in the background once running; `/ready` says when.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.validate().map_err(anyhow::Error::msg).context("invalid settings")?;
+        let listener = TcpListener::bind(&settings.server.bind)
+            .await
+            .with_context(|| format!("failed to bind {}", settings.server.bind))?;
+        let registry = Arc::new(ModelRegistry::new(
+            "default",
+            settings.model.clone(),
+            settings.batching.clone(),
+            ResolveOptions::default(),
+        ));
+        let state = AppState { registry, metrics: telemetry::prometheus(), settings: Arc::new(settings) };
+        Ok(Self { listener, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGINT or SIGTERM, then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_with_shutdown(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn run_with_shutdown(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let registry = Arc::clone(&self.state.registry);
+        tokio::spawn(async move {
+            if let Err(e) = registry.preload().await {
+                tracing::error!(error = %e, "model failed to load; /ready reports it");
+            }
+        });
+        tracing::info!(addr = %self.listener.local_addr()?, "osprey listening");
+        axum::serve(self.listener, router(self.state)).with_graceful_shutdown(shutdown).await?;
+        Ok(())
+    }
+}
+
+/// The full router with its middleware; also used by router-level tests.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.settings.server.max_body_bytes;
+    // The engine answers with its own deadline; this is a backstop for
+    // anything that would otherwise hang a connection.
+    let backstop = state.settings.batching.request_timeout + Duration::from_secs(5);
+    Router::new()
+        .merge(routes::tei::router())
+        .merge(routes::openai::router())
+        .merge(routes::probes::router())
+        .merge(routes::docs::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(telemetry::track))
+        .layer(axum::middleware::from_fn(move |req, next: axum::middleware::Next| async move {
+            match tokio::time::timeout(backstop, next.run(req)).await {
+                Ok(resp) => resp,
+                Err(_) => {
+                    ApiError::new(ErrorCode::Timeout, "request took longer than the server allows").into_response()
+                }
+            }
+        }))
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_panic| {
+            ApiError::new(ErrorCode::Internal, "handler panicked").into_response()
+        }))
+        .with_state(state)
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
+    ApiError::not_found(format!("no route for {method} {}", uri.path())).into_response()
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
+    let mut r = ApiError::new(ErrorCode::MethodNotAllowed, format!("{method} is not allowed on {}", uri.path()))
+        .into_response();
+    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    r
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,67 @@
+//! The root of osprey's typed settings tree. Each crate owns its sub-struct;
+//! the binary layers `osprey.toml`, `OSPREY_…` environment variables and CLI
+//! flags over these defaults.
+
+use std::path::PathBuf;
+
+use osprey_engine::{BatchingSettings, ModelSettings};
+use serde::{Deserialize, Serialize};
+
+/// Everything `osprey serve` can be told.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub server: HttpSettings,
+    pub model: ModelSettings,
+    pub batching: BatchingSettings,
+    pub log: LogSettings,
+}
+
+impl Settings {
+    /// Checks cross-field constraints once, at start-up.
+    pub fn validate(&self) -> Result<(), String> {
+        self.batching.validate()?;
+        if self.server.max_body_bytes < 64 {
+            return Err("server.max_body_bytes must be at least 64".into());
+        }
+        self.server
+            .bind
+            .parse::<std::net::SocketAddr>()
+            .map_err(|e| format!("server.bind {:?}: {e}", self.server.bind))?;
+        Ok(())
+    }
+}
+
+/// The HTTP listener and request limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Address to listen on; port 0 picks a free port.
+    pub bind: String,
+    /// Largest request body accepted (413 above it).
+    pub max_body_bytes: usize,
+    /// Where osprey keeps its data (the embedded database, once storage exists).
+    pub data_dir: PathBuf,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self { bind: "127.0.0.1:8080".into(), max_body_bytes: 2 * 1024 * 1024, data_dir: PathBuf::from("./data") }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// An `EnvFilter` directive, e.g. `info` or `osprey_engine=debug,info`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { level: "info".into(), format: "text".into() }
+    }
+}

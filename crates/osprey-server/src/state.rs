@@ -1,0 +1,27 @@
+//! Shared state handed to every handler.
+
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use osprey_engine::{Embedder, ModelRegistry};
+
+use crate::error::{ApiError, ApiResult};
+use crate::settings::Settings;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Arc<ModelRegistry>,
+    pub metrics: PrometheusHandle,
+    pub settings: Arc<Settings>,
+}
+
+impl AppState {
+    /// The model `requested` names (empty: the default model), loading it if needed.
+    pub async fn embedder(&self, requested: &str) -> ApiResult<Embedder> {
+        let name = self.registry.find(requested).ok_or_else(|| {
+            let served: Vec<String> = self.registry.status().into_iter().map(|s| s.name).collect();
+            ApiError::not_found(format!("model {requested:?} is not served here; served models: {}", served.join(", ")))
+        })?;
+        Ok(self.registry.get(&name).await?)
+    }
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: a real server on a loopback port, the real model, real HTTP.
+
+mod batching;
+mod errors;
+mod helpers;
+mod parity;
+mod routes;

@@ -1,0 +1,11 @@
+//! osprey-types: the wire types of osprey's HTTP API, its error codes and its
+//! metric names, shared by the server, the load lab and the CLI.
+//!
+//! # Layout
+//! - [`api`]: request and response bodies (TEI- and OpenAI-compatible).
+//! - [`error`]: the one error body and its codes.
+//! - [`metrics`]: metric names and histogram buckets.
+
+pub mod api;
+pub mod error;
+pub mod metrics;

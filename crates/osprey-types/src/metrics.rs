@@ -1,0 +1,36 @@
+//! Every metric name osprey exports, in one place. Names carry the `osprey_`
+//! prefix and base units (`_seconds`, `_bytes`, `_total`); labels come from
+//! small fixed sets (route templates, status classes, model names).
+
+pub const HTTP_REQUESTS_TOTAL: &str = "osprey_http_requests_total";
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "osprey_http_request_duration_seconds";
+pub const HTTP_REQUESTS_IN_FLIGHT: &str = "osprey_http_requests_in_flight";
+
+pub const QUEUE_SIZE: &str = "osprey_queue_size";
+pub const QUEUE_WAIT_SECONDS: &str = "osprey_queue_wait_seconds";
+pub const BATCH_SIZE: &str = "osprey_batch_size";
+pub const BATCH_TOKENS: &str = "osprey_batch_tokens";
+pub const BATCH_PADDING_RATIO: &str = "osprey_batch_padding_ratio";
+pub const TOKENIZATION_DURATION_SECONDS: &str = "osprey_tokenization_duration_seconds";
+pub const INFERENCE_DURATION_SECONDS: &str = "osprey_inference_duration_seconds";
+pub const REQUESTS_REJECTED_TOTAL: &str = "osprey_requests_rejected_total";
+pub const SEQUENCES_DROPPED_TOTAL: &str = "osprey_sequences_dropped_total";
+pub const EMBEDDINGS_TOTAL: &str = "osprey_embeddings_total";
+pub const TOKENS_TOTAL: &str = "osprey_tokens_total";
+
+pub const MODEL_LOAD_SECONDS: &str = "osprey_model_load_seconds";
+pub const MODEL_WARMUP_SECONDS: &str = "osprey_model_warmup_seconds";
+pub const MODEL_WEIGHT_BYTES: &str = "osprey_model_weight_bytes";
+pub const MODEL_LOADED: &str = "osprey_model_loaded";
+
+/// Histogram buckets for durations, in seconds (100 µs to 60 s).
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+/// Buckets for sequences per batch.
+pub const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+/// Buckets for padded tokens per batch.
+pub const BATCH_TOKENS_BUCKETS: &[f64] =
+    &[16.0, 64.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0, 32768.0, 65536.0];
+/// Buckets for ratios in [0, 1].
+pub const RATIO_BUCKETS: &[f64] = &[0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];

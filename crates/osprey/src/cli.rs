@@ -1,0 +1,61 @@
+//! Command-line definitions.
+
+use std::path::PathBuf;
+
+use crate::config::ServeOverrides;
+
+#[derive(Debug, clap::Parser)]
+#[command(name = "osprey", version, about = "Self-hosted ML content-analysis server")]
+pub struct Cli {
+    /// Settings file (default: ./osprey.toml when present).
+    #[arg(long, global = true, env = "OSPREY_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API.
+    Serve(ServeOverrides),
+    /// Inspect settings.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Find, fetch and inspect models.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+    /// Benchmarks that print figures and ratios against a baseline.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective settings (defaults, file, env and flags layered) as TOML.
+    Print {
+        #[command(flatten)]
+        flags: ServeOverrides,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ModelsCommand {
+    /// Models in ./models, the HuggingFace cache and the settings.
+    List,
+    /// Resolve a model (local path → HF cache → hub download) and report where it is.
+    Pull { model: String },
+    /// Show a model's architecture, pooling, limits and weight size.
+    Info { model: Option<String> },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Embedding throughput and latency, in-process and over HTTP, against sentence-transformers.
+    Embed(crate::bench::EmbedBenchArgs),
+}

@@ -1,0 +1,191 @@
+//! Settings layering: defaults → `osprey.toml` → `OSPREY_SECTION__KEY`
+//! environment variables → command-line flags (later wins).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use osprey_server::Settings;
+
+/// Flags of `osprey serve` that override settings; `None` leaves the lower layers alone.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct ServeOverrides {
+    /// Address to listen on (server.bind).
+    #[arg(long)]
+    pub bind: Option<String>,
+    /// Model directory or hub id (model.model).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// auto, cpu, cuda or cuda:N (model.device).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// auto, onnxruntime or candle (model.backend).
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// Data directory (server.data_dir).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Load the model at start (model.preload).
+    #[arg(long)]
+    pub preload: Option<bool>,
+    /// Warm-up forward passes at load (model.warmup_passes).
+    #[arg(long)]
+    pub warmup_passes: Option<usize>,
+    /// Inference threads, 0 = one per core (model.threads).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Padded tokens per batch (batching.max_batch_tokens).
+    #[arg(long)]
+    pub max_batch_tokens: Option<usize>,
+    /// Sequences per batch (batching.max_batch_requests).
+    #[arg(long)]
+    pub max_batch_requests: Option<usize>,
+    /// Requests in flight before 429 (batching.max_concurrent_requests).
+    #[arg(long)]
+    pub max_concurrent_requests: Option<usize>,
+    /// Inputs per request (batching.max_client_batch_size).
+    #[arg(long)]
+    pub max_client_batch_size: Option<usize>,
+    /// Per-request deadline, e.g. 30s (batching.request_timeout).
+    #[arg(long)]
+    pub request_timeout: Option<String>,
+    /// Largest request body in bytes (server.max_body_bytes).
+    #[arg(long)]
+    pub max_body_bytes: Option<usize>,
+    /// Log filter, e.g. info or osprey_engine=debug (log.level).
+    #[arg(long)]
+    pub log_level: Option<String>,
+}
+
+impl ServeOverrides {
+    /// The flags given, as a nested settings fragment.
+    fn fragment(&self) -> serde_json::Value {
+        let mut root = serde_json::Map::new();
+        let mut put = |section: &str, key: &str, v: serde_json::Value| {
+            let entry = root.entry(section.to_string()).or_insert_with(|| serde_json::json!({}));
+            if let Some(obj) = entry.as_object_mut() {
+                obj.insert(key.to_string(), v);
+            }
+        };
+        use serde_json::json;
+        if let Some(v) = &self.bind {
+            put("server", "bind", json!(v))
+        }
+        if let Some(v) = &self.data_dir {
+            put("server", "data_dir", json!(v))
+        }
+        if let Some(v) = self.max_body_bytes {
+            put("server", "max_body_bytes", json!(v))
+        }
+        if let Some(v) = &self.model {
+            put("model", "model", json!(v))
+        }
+        if let Some(v) = &self.device {
+            put("model", "device", json!(v))
+        }
+        if let Some(v) = &self.backend {
+            put("model", "backend", json!(v))
+        }
+        if let Some(v) = self.preload {
+            put("model", "preload", json!(v))
+        }
+        if let Some(v) = self.warmup_passes {
+            put("model", "warmup_passes", json!(v))
+        }
+        if let Some(v) = self.threads {
+            put("model", "threads", json!(v))
+        }
+        if let Some(v) = self.max_batch_tokens {
+            put("batching", "max_batch_tokens", json!(v))
+        }
+        if let Some(v) = self.max_batch_requests {
+            put("batching", "max_batch_requests", json!(v))
+        }
+        if let Some(v) = self.max_concurrent_requests {
+            put("batching", "max_concurrent_requests", json!(v))
+        }
+        if let Some(v) = self.max_client_batch_size {
+            put("batching", "max_client_batch_size", json!(v))
+        }
+        if let Some(v) = &self.request_timeout {
+            put("batching", "request_timeout", json!(v))
+        }
+        if let Some(v) = &self.log_level {
+            put("log", "level", json!(v))
+        }
+        serde_json::Value::Object(root)
+    }
+}
+
+/// The settings file used when `--config` is not given: `./osprey.toml` if present.
+pub fn default_config_path() -> Option<PathBuf> {
+    let p = PathBuf::from("osprey.toml");
+    p.is_file().then_some(p)
+}
+
+/// Layers every source into the effective settings.
+pub fn load(config: Option<&Path>, overrides: &ServeOverrides) -> anyhow::Result<Settings> {
+    load_from(config, overrides, Env::prefixed("OSPREY_"))
+}
+
+pub fn load_from(config: Option<&Path>, overrides: &ServeOverrides, env: Env) -> anyhow::Result<Settings> {
+    let mut fig = Figment::from(Serialized::defaults(Settings::default()));
+    if let Some(path) = config {
+        anyhow::ensure!(path.is_file(), "settings file {} does not exist", path.display());
+        fig = fig.merge(Toml::file_exact(path));
+    }
+    // Only nested keys (OSPREY_SERVER__BIND) are settings; flat ones such as
+    // OSPREY_OFFLINE are switches read elsewhere.
+    fig = fig
+        .merge(env.filter(|k| k.as_str().contains("__")).split("__"))
+        .merge(Serialized::defaults(overrides.fragment()));
+    let settings: Settings = fig.extract().context("invalid settings")?;
+    settings.validate().map_err(anyhow::Error::msg).context("invalid settings")?;
+    Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_file_env_and_flags_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "osprey.toml",
+                "[server]\nbind = \"127.0.0.1:9000\"\nmax_body_bytes = 1000\n[batching]\nmax_batch_tokens = 1024\nrequest_timeout = \"5s\"\n",
+            )?;
+            jail.set_env("OSPREY_SERVER__BIND", "127.0.0.1:9100");
+            jail.set_env("OSPREY_BATCHING__MAX_BATCH_REQUESTS", "7");
+            jail.set_env("OSPREY_OFFLINE", "1");
+            let flags = ServeOverrides { bind: Some("127.0.0.1:9200".into()), ..Default::default() };
+            let s = load(Some(Path::new("osprey.toml")), &flags).map_err(|e| e.to_string())?;
+            assert_eq!(s.server.bind, "127.0.0.1:9200", "flag beats env");
+            assert_eq!(s.batching.max_batch_requests, 7, "env beats default");
+            assert_eq!(s.batching.max_batch_tokens, 1024, "file beats default");
+            assert_eq!(s.server.max_body_bytes, 1000);
+            assert_eq!(s.batching.request_timeout, std::time::Duration::from_secs(5));
+            let no_flags =
+                load(Some(Path::new("osprey.toml")), &ServeOverrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(no_flags.server.bind, "127.0.0.1:9100", "env beats file");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "[server]\nbindd = \"x\"\n")?;
+            let err = load(Some(Path::new("bad.toml")), &ServeOverrides::default()).expect_err("unknown key");
+            assert!(format!("{err:#}").contains("bindd"), "{err:#}");
+            jail.create_file("zero.toml", "[batching]\nmax_batch_tokens = 0\n")?;
+            let err = load(Some(Path::new("zero.toml")), &ServeOverrides::default()).expect_err("zero");
+            assert!(format!("{err:#}").contains("max_batch_tokens"), "{err:#}");
+            let flags = ServeOverrides { device: Some("tpu".into()), ..Default::default() };
+            let err = load(None, &flags).expect_err("bad device");
+            assert!(format!("{err:#}").contains("invalid device"), "{err:#}");
+            Ok(())
+        });
+    }
+}
