@@ -459,7 +459,7 @@ impl Weights<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::PathBuf;
 
     use super::*;
@@ -474,7 +474,7 @@ mod tests {
     const VOCAB: usize = 30;
     const POSITIONS: usize = 20;
 
-    fn tiny_config(model_type: &str, act: &str, extra: serde_json::Value) -> ModelConfig {
+    pub(crate) fn tiny_config(model_type: &str, act: &str, extra: serde_json::Value) -> ModelConfig {
         let mut v = serde_json::json!({
             "model_type": model_type,
             "vocab_size": VOCAB,
@@ -494,7 +494,7 @@ mod tests {
     }
 
     /// Deterministic pseudo-random weights (xorshift), roughly uniform in [-0.5, 0.5).
-    fn tiny_weights(with_token_types: bool) -> HashMap<String, Tensor> {
+    pub(crate) fn tiny_weights(with_token_types: bool) -> HashMap<String, Tensor> {
         let mut state = 0x9E37_79B9_7F4A_7C15u64;
         let mut next = move || {
             state ^= state << 13;
@@ -546,7 +546,12 @@ mod tests {
 
     /// Straightforward f64 forward pass over one unpadded sequence; returns
     /// `[seq_len][H]`.
-    fn naive_forward(w: &HashMap<String, Tensor>, cfg: &ModelConfig, ids: &[u32], types: &[u32]) -> Vec<Vec<f64>> {
+    pub(crate) fn naive_forward(
+        w: &HashMap<String, Tensor>,
+        cfg: &ModelConfig,
+        ids: &[u32],
+        types: &[u32],
+    ) -> Vec<Vec<f64>> {
         let get = |name: &str| -> Vec<f64> {
             let t = w.get(name).unwrap_or_else(|| panic!("{name}"));
             t.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("vec").into_iter().map(f64::from).collect()
@@ -631,7 +636,7 @@ mod tests {
         x
     }
 
-    fn naive_pool(hidden: &[Vec<f64>], pooling: Pooling) -> Vec<f64> {
+    pub(crate) fn naive_pool(hidden: &[Vec<f64>], pooling: Pooling) -> Vec<f64> {
         match pooling {
             Pooling::Cls => hidden[0].clone(),
             Pooling::LastToken => hidden[hidden.len() - 1].clone(),
@@ -642,7 +647,7 @@ mod tests {
 
     /// Three sequences of different lengths (so two rows are padded), one with
     /// non-zero token types.
-    fn tiny_sequences() -> Vec<(Vec<u32>, Vec<u32>)> {
+    pub(crate) fn tiny_sequences() -> Vec<(Vec<u32>, Vec<u32>)> {
         vec![
             (vec![2, 7, 11, 3], vec![0; 4]),
             (vec![2, 5, 9, 13, 17, 21, 25, 3], vec![0, 0, 0, 0, 1, 1, 1, 1]),
@@ -650,7 +655,7 @@ mod tests {
         ]
     }
 
-    fn batch_of(seqs: &[(Vec<u32>, Vec<u32>)]) -> PaddedBatch {
+    pub(crate) fn batch_of(seqs: &[(Vec<u32>, Vec<u32>)]) -> PaddedBatch {
         PaddedBatch::from_sequences(seqs.iter().map(|(i, t)| (i.as_slice(), t.as_slice())))
     }
 

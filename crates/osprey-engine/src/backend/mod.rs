@@ -90,11 +90,15 @@ pub trait Backend: Send {
 /// per sequence, looking only at each sequence's real tokens.
 pub fn pool_hidden(hidden: &[f32], batch: &PaddedBatch, hidden_size: usize, pooling: Pooling) -> Vec<Vec<f32>> {
     let seq_len = batch.seq_len;
+    if seq_len == 0 || hidden.len() < batch.batch_size() * seq_len * hidden_size {
+        return vec![vec![0.0; hidden_size]; batch.batch_size()];
+    }
     batch
         .lengths
         .iter()
         .enumerate()
         .map(|(row, &len)| {
+            let len = len.min(seq_len);
             let base = row * seq_len * hidden_size;
             let tok = |t: usize| &hidden[base + t * hidden_size..base + (t + 1) * hidden_size];
             match pooling {
@@ -127,7 +131,7 @@ pub fn pool_hidden(hidden: &[f32], batch: &PaddedBatch, hidden_size: usize, pool
 
 /// Checks the architecture fields every backend relies on.
 pub(crate) fn check_supported(config: &ModelConfig) -> Result<()> {
-    if config.hidden_size % config.num_attention_heads != 0 {
+    if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
         return Err(crate::EngineError::Unsupported(format!(
             "hidden_size {} is not a multiple of num_attention_heads {}",
             config.hidden_size, config.num_attention_heads

@@ -93,8 +93,18 @@ impl OrtBackend {
     pub fn load(files: &ModelFiles, config: &ModelConfig, opts: &OrtOptions) -> Result<Self> {
         ensure_runtime(opts.library.as_deref())?;
         let weights = files.load_weights(&candle_core::Device::Cpu)?;
-        let onnx = super::onnx_export::export_bert(config, &weights)?;
-        drop(weights);
+        Self::load_from_weights(&weights, config, opts, &files.id)
+    }
+
+    /// Builds the session from weights already in memory.
+    pub fn load_from_weights(
+        weights: &std::collections::HashMap<String, candle_core::Tensor>,
+        config: &ModelConfig,
+        opts: &OrtOptions,
+        id: &str,
+    ) -> Result<Self> {
+        ensure_runtime(opts.library.as_deref())?;
+        let onnx = super::onnx_export::export_bert(config, weights)?;
         let threads = if opts.intra_threads == 0 {
             std::thread::available_parallelism().map_or(1, usize::from)
         } else {
@@ -109,7 +119,7 @@ impl OrtBackend {
             .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
             .and_then(|b| b.with_intra_op_spinning(opts.spinning).map_err(Into::into))
             .and_then(|mut b| b.commit_from_memory(&onnx))
-            .map_err(|e| EngineError::Backend(format!("creating ONNX Runtime session for {}: {e}", files.id)))?;
+            .map_err(|e| EngineError::Backend(format!("creating ONNX Runtime session for {id}: {e}")))?;
         let position_offset =
             config.model_type.contains("roberta").then(|| i64::from(config.pad_token_id.unwrap_or(1)));
         Ok(Self { session, hidden_size: config.hidden_size, position_offset, threads })
@@ -152,5 +162,78 @@ impl Backend for OrtBackend {
 
     fn info(&self) -> BackendInfo {
         BackendInfo { name: "onnxruntime", device: format!("cpu ({} threads)", self.threads), dtype: "f32".into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The exported graph against candle and a naive f64 encoder, on tiny
+    //! random BERT and RoBERTa models (all activations, padded rows, token types).
+
+    use super::*;
+    use crate::backend::candle::tests::{
+        batch_of, naive_forward, naive_pool, tiny_config, tiny_sequences, tiny_weights,
+    };
+
+    fn runtime_available() -> bool {
+        if ensure_runtime(None).is_ok() {
+            return true;
+        }
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "ONNX Runtime library missing under CI=true: run scripts/fetch-models"
+        );
+        eprintln!("SKIPPED: ONNX Runtime library missing; run scripts/fetch-models");
+        false
+    }
+
+    fn check(model_type: &str, act: &str, extra: serde_json::Value, token_types: bool) {
+        if !runtime_available() {
+            return;
+        }
+        let cfg = tiny_config(model_type, act, extra);
+        let weights = tiny_weights(token_types);
+        let mut backend = OrtBackend::load_from_weights(&weights, &cfg, &OrtOptions::default(), "tiny").expect("load");
+        let seqs = tiny_sequences();
+        let batch = batch_of(&seqs);
+        for pooling in [Pooling::Mean, Pooling::Cls, Pooling::Max, Pooling::LastToken] {
+            let got = backend.embed(&batch, pooling).expect("embed");
+            for (row, (ids, types)) in seqs.iter().enumerate() {
+                let want = naive_pool(&naive_forward(&weights, &cfg, ids, types), pooling);
+                for (d, (g, w)) in got[row].iter().zip(&want).enumerate() {
+                    assert!(
+                        (f64::from(*g) - w).abs() < 1e-4,
+                        "{model_type}/{act} {pooling} row {row} dim {d}: onnxruntime {g}, reference {w}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn exported_bert_matches_reference() {
+        check("bert", "gelu", serde_json::json!({}), true);
+    }
+
+    #[test]
+    fn exported_bert_tanh_gelu_and_relu_match_reference() {
+        check("bert", "gelu_new", serde_json::json!({}), true);
+        check("bert", "relu", serde_json::json!({}), true);
+    }
+
+    #[test]
+    fn exported_roberta_matches_reference() {
+        check("roberta", "gelu", serde_json::json!({"pad_token_id": 1}), true);
+        check("roberta", "gelu", serde_json::json!({"pad_token_id": 1}), false);
+    }
+
+    #[test]
+    fn unknown_activation_is_an_error() {
+        if !runtime_available() {
+            return;
+        }
+        let cfg = tiny_config("bert", "swish", serde_json::json!({}));
+        let err = OrtBackend::load_from_weights(&tiny_weights(true), &cfg, &OrtOptions::default(), "tiny");
+        assert!(matches!(err, Err(EngineError::Unsupported(_))));
     }
 }

@@ -158,9 +158,9 @@ impl ModelFiles {
                 return Err(EngineError::invalid(pooling_path, "no supported pooling mode is enabled"));
             };
         }
-        // RoBERTa-style models offset positions by pad_token_id + 1.
+        // RoBERTa-style models number positions from pad_token_id + 1.
         let position_limit = if model.model_type.contains("roberta") {
-            model.max_position_embeddings.saturating_sub(2)
+            model.max_position_embeddings.saturating_sub(model.pad_token_id.unwrap_or(1) as usize + 1)
         } else {
             model.max_position_embeddings
         };
@@ -239,8 +239,7 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T
 /// Looks up a weight by trying each name in turn (checkpoints disagree on
 /// naming, e.g. `gamma`/`weight`).
 pub fn weight<'a>(weights: &'a HashMap<String, Tensor>, names: &[&str]) -> Result<&'a Tensor> {
-    names
-        .iter()
-        .find_map(|n| weights.get(*n))
-        .ok_or_else(|| EngineError::Unsupported(format!("weight {} not found in checkpoint", names[0])))
+    names.iter().find_map(|n| weights.get(*n)).ok_or_else(|| {
+        EngineError::Unsupported(format!("weight {} not found in checkpoint", names.first().copied().unwrap_or("?")))
+    })
 }
