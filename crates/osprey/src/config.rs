@@ -146,6 +146,7 @@ pub fn load_from(config: Option<&Path>, overrides: &ServeOverrides, env: Env) ->
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
 mod tests {
     use super::*;
 

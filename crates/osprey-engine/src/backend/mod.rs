@@ -131,7 +131,7 @@ pub fn pool_hidden(hidden: &[f32], batch: &PaddedBatch, hidden_size: usize, pool
 
 /// Checks the architecture fields every backend relies on.
 pub(crate) fn check_supported(config: &ModelConfig) -> Result<()> {
-    if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
+    if config.num_attention_heads == 0 || !config.hidden_size.is_multiple_of(config.num_attention_heads) {
         return Err(crate::EngineError::Unsupported(format!(
             "hidden_size {} is not a multiple of num_attention_heads {}",
             config.hidden_size, config.num_attention_heads
