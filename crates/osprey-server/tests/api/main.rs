@@ -4,4 +4,5 @@ mod batching;
 mod errors;
 mod helpers;
 mod parity;
+mod registry;
 mod routes;
