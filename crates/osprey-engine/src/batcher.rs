@@ -47,6 +47,8 @@ pub(crate) struct Entry {
     pub enqueued: Instant,
     pub deadline: Instant,
     pub reply: oneshot::Sender<Result<Vec<f32>>>,
+    /// The caller's span, so the batch that runs this entry links back to it.
+    pub span: tracing::Span,
 }
 
 #[derive(Default)]
@@ -269,6 +271,7 @@ impl Queue {
 pub(crate) struct Prepared {
     batch: PaddedBatch,
     replies: Vec<oneshot::Sender<Result<Vec<f32>>>>,
+    spans: Vec<tracing::Span>,
 }
 
 /// Starts the batch-former thread; returns the receiving end for the model thread.
@@ -282,8 +285,8 @@ pub(crate) fn spawn_former(queue: Arc<Queue>) -> std::io::Result<Receiver<Prepar
             }
             let batch =
                 PaddedBatch::from_sequences(entries.iter().map(|e| (e.seq.ids.as_slice(), e.seq.type_ids.as_slice())));
-            let replies = entries.into_iter().map(|e| e.reply).collect();
-            if tx.send(Prepared { batch, replies }).is_err() {
+            let (replies, spans) = entries.into_iter().map(|e| (e.reply, e.span)).unzip();
+            if tx.send(Prepared { batch, replies, spans }).is_err() {
                 break;
             }
         }
@@ -295,10 +298,15 @@ pub(crate) fn spawn_former(queue: Arc<Queue>) -> std::io::Result<Receiver<Prepar
 pub(crate) fn run_model(queue: &Queue, backend: &mut dyn Backend, pooling: Pooling, batches: &Receiver<Prepared>) {
     loop {
         queue.model_waiting();
-        let Ok(Prepared { batch, replies }) = batches.recv() else { return };
+        let Ok(Prepared { batch, replies, spans }) = batches.recv() else { return };
         queue.batch_taken();
         let rows = batch.batch_size();
         let padded = batch.padded_tokens();
+        let span = tracing::debug_span!("inference", model = %queue.model, rows, padded_tokens = padded);
+        for s in &spans {
+            span.follows_from(s);
+        }
+        let _entered = span.enter();
         let c = &queue.counters;
         c.batches.fetch_add(1, Ordering::Relaxed);
         c.sequences.fetch_add(rows as u64, Ordering::Relaxed);
@@ -369,7 +377,7 @@ mod tests {
         let (tx, rx) = oneshot::channel();
         let now = Instant::now();
         let seq = Sequence { ids: vec![1; len], type_ids: vec![0; len] };
-        (Entry { seq, enqueued: now, deadline: now + deadline, reply: tx }, rx)
+        (Entry { seq, enqueued: now, deadline: now + deadline, reply: tx, span: tracing::Span::none() }, rx)
     }
 
     fn start(limits: BatchLimits, gated: bool) -> (Arc<Queue>, mpsc::Receiver<Vec<usize>>, Option<mpsc::Sender<()>>) {

@@ -241,6 +241,7 @@ impl Embedder {
 
     /// Embeds `texts`, in order. Fails at once with [`EngineError::Overloaded`]
     /// when `max_concurrent_requests` are already in flight.
+    #[tracing::instrument(skip_all, fields(model = %self.inner.info.id, texts = texts.len()))]
     pub async fn embed(&self, texts: Vec<String>, opts: EmbedOptions) -> Result<Embedded> {
         if texts.is_empty() {
             return Err(EngineError::EmptyInput);
@@ -271,7 +272,7 @@ impl Embedder {
             for seq in seqs {
                 let (tx, rx) = oneshot::channel();
                 rxs.push((seq.ids.len(), rx));
-                entries.push(Entry { seq, enqueued, deadline, reply: tx });
+                entries.push(Entry { seq, enqueued, deadline, reply: tx, span: tracing::Span::current() });
             }
             receivers.push(rxs);
         }
