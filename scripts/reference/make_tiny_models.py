@@ -7,6 +7,7 @@ are too large to commit, so this script makes tiny ones (a few KB) from a fixed
 seed. It records `transformers`' last hidden state for a few padded token
 sequences, and the Rust tests compare against those values.
 
+Models: BERT (safetensors and pickle), RoBERTa (pickle), DistilBERT (safetensors).
 Writes fixtures/tiny/<name>/ with config.json, a minimal tokenizer.json, weights
 (model.safetensors or pytorch_model.bin), and reference.json.
 
@@ -17,7 +18,7 @@ import json
 from pathlib import Path
 
 import torch
-from transformers import BertConfig, BertModel, RobertaConfig, RobertaModel
+from transformers import BertConfig, BertModel, DistilBertConfig, DistilBertModel, RobertaConfig, RobertaModel
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "fixtures" / "tiny"
@@ -90,6 +91,9 @@ def main():
     roberta = RobertaModel(RobertaConfig(**common, pad_token_id=1, bos_token_id=0, eos_token_id=2),
                            add_pooling_layer=False).eval()
     build("roberta-pytorch-bin", roberta, "bin")
+    distil = DistilBertModel(DistilBertConfig(vocab_size=len(VOCAB), dim=16, n_layers=2, n_heads=4, hidden_dim=32,
+                                              max_position_embeddings=40)).eval()
+    build("distilbert-safetensors", distil, "safetensors")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 //! Tiny random encoders written by `transformers`
 //! (`scripts/reference/make_tiny_models.py`), in safetensors and in PyTorch
-//! pickles: both formats load, and both backends reproduce `transformers`'
+//! pickles, for BERT, RoBERTa and DistilBERT: both formats load, and both backends reproduce `transformers`'
 //! mean-pooled hidden states within 1e-4.
 
 use std::path::PathBuf;
@@ -67,7 +67,7 @@ fn pickle_and_safetensors_hold_the_same_weights() {
 
 #[test]
 fn backends_match_transformers_on_every_format() {
-    for name in ["bert-safetensors", "bert-pytorch-bin", "roberta-pytorch-bin"] {
+    for name in ["bert-safetensors", "bert-pytorch-bin", "roberta-pytorch-bin", "distilbert-safetensors"] {
         let files = fixture(name);
         let config = files.read_config().expect("config");
         let mut candle = CandleBackend::load(&files, &config, candle_core::Device::Cpu).expect("candle");

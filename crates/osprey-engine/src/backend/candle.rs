@@ -175,7 +175,7 @@ pub struct CandleBackend {
 impl CandleBackend {
     /// Loads the weights of `files` onto `device` and builds the encoder.
     pub fn load(files: &ModelFiles, config: &ModelConfig, device: Device) -> Result<Self> {
-        reject_unsupported_type(config)?;
+        check_supported(config)?;
         let weights = files.load_weights(&device)?;
         Self::load_from_weights(weights, config, device)
     }
@@ -184,7 +184,7 @@ impl CandleBackend {
     /// `bert.`/`roberta.` prefix, as [`ModelFiles::load_weights`] returns
     /// them). Any missing or misshapen weight is an error naming it.
     pub fn load_from_weights(weights: HashMap<String, Tensor>, config: &ModelConfig, device: Device) -> Result<Self> {
-        reject_unsupported_type(config)?;
+        check_supported(config)?;
         check_supported(config)?;
         let activation = Activation::from_config(&config.hidden_act)?;
         let h = config.hidden_size;
@@ -196,10 +196,12 @@ impl CandleBackend {
         let word = w.matrix(&["embeddings.word_embeddings.weight"], None, h)?;
         let position = w.matrix(&["embeddings.position_embeddings.weight"], None, h)?;
         let is_roberta = config.model_type.contains("roberta");
+        let typeless = is_roberta || config.model_type == "distilbert";
         let token_type = match w.matrix(&["embeddings.token_type_embeddings.weight"], None, h) {
             Ok(t) => Some(t),
-            // RoBERTa checkpoints may drop the (single, all-zero) type table.
-            Err(_) if is_roberta && !weights.contains_key("embeddings.token_type_embeddings.weight") => None,
+            // RoBERTa checkpoints may drop the (single, all-zero) type table;
+            // DistilBERT has none.
+            Err(_) if typeless && !weights.contains_key("embeddings.token_type_embeddings.weight") => None,
             Err(e) => return Err(e),
         };
         let position_type0 = match &token_type {
@@ -341,17 +343,6 @@ impl Backend for CandleBackend {
         };
         BackendInfo { name: "candle", device, dtype: "f32".to_string() }
     }
-}
-
-fn reject_unsupported_type(config: &ModelConfig) -> Result<()> {
-    if config.model_type == "distilbert" {
-        return Err(EngineError::Unsupported(
-            "model_type \"distilbert\" is not supported by the candle backend yet \
-             (its weights use different names and it has no token type embeddings)"
-                .into(),
-        ));
-    }
-    Ok(())
 }
 
 /// Checks that the buffers of `batch` agree with its shape, so that a
@@ -751,7 +742,7 @@ pub(crate) mod tests {
     fn unsupported_configs_are_rejected() {
         let w = tiny_weights(true);
         for (cfg, needle) in [
-            (tiny_config("distilbert", "gelu", serde_json::json!({})), "distilbert"),
+            (tiny_config("mpnet", "gelu", serde_json::json!({})), "mpnet"),
             (tiny_config("bert", "swiglu", serde_json::json!({})), "swiglu"),
             (tiny_config("bert", "gelu", serde_json::json!({ "num_attention_heads": 3 })), "num_attention_heads"),
         ] {

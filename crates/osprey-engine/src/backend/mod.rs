@@ -129,8 +129,17 @@ pub fn pool_hidden(hidden: &[f32], batch: &PaddedBatch, hidden_size: usize, pool
         .collect()
 }
 
+/// Encoders whose layers are not BERT's post-LayerNorm blocks.
+const OTHER_ARCHITECTURES: &[&str] = &["albert", "deberta", "deberta-v2", "electra", "mpnet", "nomic_bert", "xlnet"];
+
 /// Checks the architecture fields every backend relies on.
 pub(crate) fn check_supported(config: &ModelConfig) -> Result<()> {
+    if OTHER_ARCHITECTURES.contains(&config.model_type.as_str()) {
+        return Err(crate::EngineError::Unsupported(format!(
+            "model_type {:?} is not supported; BERT, RoBERTa/XLM-R and DistilBERT encoders are",
+            config.model_type
+        )));
+    }
     if config.num_attention_heads == 0 || !config.hidden_size.is_multiple_of(config.num_attention_heads) {
         return Err(crate::EngineError::Unsupported(format!(
             "hidden_size {} is not a multiple of num_attention_heads {}",

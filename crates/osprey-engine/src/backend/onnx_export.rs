@@ -246,9 +246,6 @@ fn linear_t(t: &Tensor) -> Result<Tensor> {
 /// model (bytes of a `ModelProto`).
 pub fn export_bert(config: &ModelConfig, weights: &HashMap<String, Tensor>) -> Result<Vec<u8>> {
     super::check_supported(config)?;
-    if config.model_type == "distilbert" {
-        return Err(EngineError::Unsupported("distilbert encoders are not supported by the ONNX exporter yet".into()));
-    }
     let h = config.hidden_size;
     let eps = config.layer_norm_eps as f32;
     let w = |names: &[&str]| weight(weights, names);

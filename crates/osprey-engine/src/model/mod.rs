@@ -35,17 +35,23 @@ impl std::fmt::Display for Pooling {
     }
 }
 
-/// The fields of a HuggingFace `config.json` the encoders use.
+/// The fields of a HuggingFace `config.json` the encoders use. DistilBERT's
+/// own names (`dim`, `n_layers`, `n_heads`, `hidden_dim`, `activation`) are
+/// accepted as aliases.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ModelConfig {
     #[serde(default = "default_model_type")]
     pub model_type: String,
     pub vocab_size: usize,
+    #[serde(alias = "dim")]
     pub hidden_size: usize,
+    #[serde(alias = "n_layers")]
     pub num_hidden_layers: usize,
+    #[serde(alias = "n_heads")]
     pub num_attention_heads: usize,
+    #[serde(alias = "hidden_dim")]
     pub intermediate_size: usize,
-    #[serde(default = "default_act")]
+    #[serde(default = "default_act", alias = "activation")]
     pub hidden_act: String,
     pub max_position_embeddings: usize,
     #[serde(default = "default_type_vocab")]
@@ -198,12 +204,37 @@ impl ModelFiles {
             let key = ["bert.", "roberta.", "model.", "distilbert."]
                 .iter()
                 .find_map(|p| name.strip_prefix(p))
-                .unwrap_or(&name)
-                .to_string();
-            out.insert(key, t);
+                .unwrap_or(&name);
+            out.insert(bert_name(key), t);
         }
         Ok(out)
     }
+}
+
+/// Maps a DistilBERT weight name onto the BERT name of the same weight
+/// (DistilBERT is a BERT encoder with renamed modules and no token types);
+/// other names pass through.
+pub fn bert_name(name: &str) -> String {
+    let Some(rest) = name.strip_prefix("transformer.layer.") else {
+        return name.to_string();
+    };
+    let Some((layer, module)) = rest.split_once('.') else {
+        return name.to_string();
+    };
+    const RENAMES: &[(&str, &str)] = &[
+        ("attention.q_lin.", "attention.self.query."),
+        ("attention.k_lin.", "attention.self.key."),
+        ("attention.v_lin.", "attention.self.value."),
+        ("attention.out_lin.", "attention.output.dense."),
+        ("sa_layer_norm.", "attention.output.LayerNorm."),
+        ("ffn.lin1.", "intermediate.dense."),
+        ("ffn.lin2.", "output.dense."),
+        ("output_layer_norm.", "output.LayerNorm."),
+    ];
+    RENAMES
+        .iter()
+        .find_map(|(from, to)| module.strip_prefix(from).map(|param| format!("encoder.layer.{layer}.{to}{param}")))
+        .unwrap_or_else(|| name.to_string())
 }
 
 #[derive(Deserialize)]
@@ -242,4 +273,30 @@ pub fn weight<'a>(weights: &'a HashMap<String, Tensor>, names: &[&str]) -> Resul
     names.iter().find_map(|n| weights.get(*n)).ok_or_else(|| {
         EngineError::Unsupported(format!("weight {} not found in checkpoint", names.first().copied().unwrap_or("?")))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bert_name;
+
+    #[test]
+    fn distilbert_names_map_onto_bert_names() {
+        assert_eq!(
+            bert_name("transformer.layer.3.attention.q_lin.weight"),
+            "encoder.layer.3.attention.self.query.weight"
+        );
+        assert_eq!(
+            bert_name("transformer.layer.0.attention.out_lin.bias"),
+            "encoder.layer.0.attention.output.dense.bias"
+        );
+        assert_eq!(
+            bert_name("transformer.layer.1.sa_layer_norm.weight"),
+            "encoder.layer.1.attention.output.LayerNorm.weight"
+        );
+        assert_eq!(bert_name("transformer.layer.5.ffn.lin1.weight"), "encoder.layer.5.intermediate.dense.weight");
+        assert_eq!(bert_name("transformer.layer.5.ffn.lin2.bias"), "encoder.layer.5.output.dense.bias");
+        assert_eq!(bert_name("transformer.layer.2.output_layer_norm.bias"), "encoder.layer.2.output.LayerNorm.bias");
+        assert_eq!(bert_name("embeddings.word_embeddings.weight"), "embeddings.word_embeddings.weight");
+        assert_eq!(bert_name("encoder.layer.0.output.dense.weight"), "encoder.layer.0.output.dense.weight");
+    }
 }
