@@ -400,6 +400,20 @@ mod tests {
 
     const LONG: Duration = Duration::from_secs(30);
 
+    /// A gated model thread already busy with a one-row batch, so entries
+    /// pushed next queue up; returns the queue, the batches seen (the blocker
+    /// first), the gate that lets each batch run, and the blocker's reply
+    /// (kept alive so the blocker is not dropped as disconnected).
+    fn busy_model(limits: BatchLimits) -> (Arc<Queue>, mpsc::Receiver<Vec<usize>>, mpsc::Sender<()>, Reply) {
+        let (queue, batches, gate) = start(limits, true);
+        let (blocker, rx) = entry(1, LONG);
+        queue.push(vec![blocker]).expect("push");
+        std::thread::sleep(Duration::from_millis(50));
+        (queue, batches, gate.expect("gated"), rx)
+    }
+
+    type Reply = oneshot::Receiver<Result<Vec<f32>>>;
+
     #[test]
     fn requests_queued_while_the_model_is_busy_form_one_batch() {
         let limits = BatchLimits { max_batch_tokens: 10_000, max_batch_requests: 64 };
@@ -429,11 +443,7 @@ mod tests {
     #[test]
     fn batches_respect_the_padded_token_and_row_limits() {
         let limits = BatchLimits { max_batch_tokens: 100, max_batch_requests: 4 };
-        let (queue, batches, gate) = start(limits, true);
-        let gate = gate.expect("gated");
-        let (blocker, _rb) = entry(1, LONG);
-        queue.push(vec![blocker]).expect("push");
-        std::thread::sleep(Duration::from_millis(50));
+        let (queue, batches, gate, _blocker) = busy_model(limits);
         let mut rxs = Vec::new();
         // Ten rows of 30 tokens: at most 3 fit 100 padded tokens.
         for _ in 0..10 {
@@ -457,11 +467,7 @@ mod tests {
     #[test]
     fn similar_lengths_are_grouped() {
         let limits = BatchLimits { max_batch_tokens: 100_000, max_batch_requests: 3 };
-        let (queue, batches, gate) = start(limits, true);
-        let gate = gate.expect("gated");
-        let (blocker, _rb) = entry(1, LONG);
-        queue.push(vec![blocker]).expect("push");
-        std::thread::sleep(Duration::from_millis(50));
+        let (queue, batches, gate, _blocker) = busy_model(limits);
         let lens = [10, 200, 11, 201, 12, 202];
         let rxs: Vec<_> = lens
             .iter()
@@ -488,11 +494,7 @@ mod tests {
     #[test]
     fn rows_that_would_make_a_batch_mostly_padding_wait_for_their_own() {
         let limits = BatchLimits { max_batch_tokens: 100_000, max_batch_requests: 64 };
-        let (queue, batches, gate) = start(limits, true);
-        let gate = gate.expect("gated");
-        let (blocker, _rb) = entry(1, LONG);
-        queue.push(vec![blocker]).expect("push");
-        std::thread::sleep(Duration::from_millis(50));
+        let (queue, batches, gate, _blocker) = busy_model(limits);
         // Twelve short rows and two long ones: the long ones would make the
         // short batch over 80% padding.
         let mut rxs = Vec::new();
@@ -520,11 +522,7 @@ mod tests {
     #[test]
     fn expired_entries_time_out_and_disconnected_ones_are_skipped() {
         let limits = BatchLimits { max_batch_tokens: 10_000, max_batch_requests: 64 };
-        let (queue, batches, gate) = start(limits, true);
-        let gate = gate.expect("gated");
-        let (blocker, _rb) = entry(1, LONG);
-        queue.push(vec![blocker]).expect("push");
-        std::thread::sleep(Duration::from_millis(50));
+        let (queue, batches, gate, _blocker) = busy_model(limits);
         let (expiring, rx_expiring) = entry(7, Duration::from_millis(20));
         let (gone, rx_gone) = entry(8, LONG);
         let (kept, rx_kept) = entry(9, LONG);
@@ -543,10 +541,7 @@ mod tests {
     #[test]
     fn close_answers_queued_entries_and_refuses_new_ones() {
         let limits = BatchLimits { max_batch_tokens: 10_000, max_batch_requests: 64 };
-        let (queue, _batches, gate) = start(limits, true);
-        let (blocker, _rb) = entry(1, LONG);
-        queue.push(vec![blocker]).expect("push");
-        std::thread::sleep(Duration::from_millis(50));
+        let (queue, _batches, gate, _blocker) = busy_model(limits);
         let (waiting, rx) = entry(3, LONG);
         queue.push(vec![waiting]).expect("push");
         queue.close();
