@@ -199,8 +199,11 @@ impl Queue {
     /// Removes entries whose caller is gone or whose deadline passed.
     fn drop_dead(&self, st: &mut State) {
         let now = Instant::now();
-        let before = st.entries.len();
-        let mut kept = VecDeque::with_capacity(before);
+        // The former wakes on every push: scan, and rebuild only when something died.
+        if !st.entries.iter().any(|e| e.reply.is_closed() || e.deadline <= now) {
+            return;
+        }
+        let mut kept = VecDeque::with_capacity(st.entries.len());
         for e in st.entries.drain(..) {
             if e.reply.is_closed() {
                 self.counters.dropped_disconnected.fetch_add(1, Ordering::Relaxed);
@@ -408,11 +411,37 @@ mod tests {
         let (queue, batches, gate) = start(limits, true);
         let (blocker, rx) = entry(1, LONG);
         queue.push(vec![blocker]).expect("push");
-        std::thread::sleep(Duration::from_millis(50));
+        wait_until_taken(&queue);
         (queue, batches, gate.expect("gated"), rx)
     }
 
+    /// Waits until the former has taken everything queued into a batch.
+    fn wait_until_taken(queue: &Queue) {
+        let deadline = Instant::now() + LONG;
+        while queue.len() > 0 {
+            assert!(Instant::now() < deadline, "the batch former never took the queued entries");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     type Reply = oneshot::Receiver<Result<Vec<f32>>>;
+
+    /// Lets the blocker and the next two batches run; returns those two
+    /// batches' row lengths, sorted.
+    fn two_batches_after_blocker(
+        batches: &mpsc::Receiver<Vec<usize>>,
+        gate: &mpsc::Sender<()>,
+    ) -> (Vec<usize>, Vec<usize>) {
+        for _ in 0..3 {
+            let _ = gate.send(());
+        }
+        let _ = batches.recv_timeout(LONG).expect("blocker");
+        let mut b1 = batches.recv_timeout(LONG).expect("first batch");
+        let mut b2 = batches.recv_timeout(LONG).expect("second batch");
+        b1.sort_unstable();
+        b2.sort_unstable();
+        (b1, b2)
+    }
 
     #[test]
     fn requests_queued_while_the_model_is_busy_form_one_batch() {
@@ -421,8 +450,8 @@ mod tests {
         let gate = gate.expect("gated");
         let (first, rx_first) = entry(5, LONG);
         queue.push(vec![first]).expect("push");
-        // Let the model thread take the first batch and block in the backend.
-        std::thread::sleep(Duration::from_millis(50));
+        // The first batch is taken; the model thread blocks on the gate.
+        wait_until_taken(&queue);
         let mut rxs = Vec::new();
         for _ in 0..10 {
             let (e, rx) = entry(5, LONG);
@@ -468,23 +497,11 @@ mod tests {
     fn similar_lengths_are_grouped() {
         let limits = BatchLimits { max_batch_tokens: 100_000, max_batch_requests: 3 };
         let (queue, batches, gate, _blocker) = busy_model(limits);
-        let lens = [10, 200, 11, 201, 12, 202];
-        let rxs: Vec<_> = lens
-            .iter()
-            .map(|&l| {
-                let (e, rx) = entry(l, LONG);
-                queue.push(vec![e]).expect("push");
-                rx
-            })
-            .collect();
-        for _ in 0..4 {
-            let _ = gate.send(());
-        }
-        let _ = batches.recv_timeout(LONG).expect("blocker");
-        let mut b1 = batches.recv_timeout(LONG).expect("b1");
-        let mut b2 = batches.recv_timeout(LONG).expect("b2");
-        b1.sort_unstable();
-        b2.sort_unstable();
+        // One push, so the former sees all six at once (pushed one by one, a
+        // full batch of three could form before the rest arrive).
+        let (entries, rxs): (Vec<_>, Vec<_>) = [10, 200, 11, 201, 12, 202].iter().map(|&l| entry(l, LONG)).unzip();
+        queue.push(entries).expect("push");
+        let (b1, b2) = two_batches_after_blocker(&batches, &gate);
         assert_eq!(b1, vec![10, 11, 12], "oldest row's neighbours in length go first");
         assert_eq!(b2, vec![200, 201, 202]);
         drop(rxs);
@@ -497,20 +514,10 @@ mod tests {
         let (queue, batches, gate, _blocker) = busy_model(limits);
         // Twelve short rows and two long ones: the long ones would make the
         // short batch over 80% padding.
-        let mut rxs = Vec::new();
-        for len in [10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 120, 121] {
-            let (e, rx) = entry(len, LONG);
-            queue.push(vec![e]).expect("push");
-            rxs.push(rx);
-        }
-        for _ in 0..4 {
-            let _ = gate.send(());
-        }
-        let _ = batches.recv_timeout(LONG).expect("blocker");
-        let mut b1 = batches.recv_timeout(LONG).expect("b1");
-        let mut b2 = batches.recv_timeout(LONG).expect("b2");
-        b1.sort_unstable();
-        b2.sort_unstable();
+        let (entries, rxs): (Vec<_>, Vec<_>) =
+            [10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 120, 121].iter().map(|&l| entry(l, LONG)).unzip();
+        queue.push(entries).expect("push");
+        let (b1, b2) = two_batches_after_blocker(&batches, &gate);
         assert_eq!(b1, vec![10; 12]);
         assert_eq!(b2, vec![120, 121]);
         for rx in rxs {

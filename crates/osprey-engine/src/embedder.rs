@@ -5,7 +5,7 @@
 
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use osprey_types::metrics as m;
 use serde::Serialize;
@@ -60,7 +60,7 @@ type Job = Box<dyn FnOnce() + Send>;
 
 /// A fixed set of threads for CPU work that must stay off the async runtime.
 struct WorkerPool {
-    tx: Mutex<Sender<Job>>,
+    tx: Sender<Job>,
 }
 
 impl WorkerPool {
@@ -80,7 +80,7 @@ impl WorkerPool {
                 }
             })?;
         }
-        Ok(Self { tx: Mutex::new(tx) })
+        Ok(Self { tx })
     }
 
     async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
@@ -88,7 +88,7 @@ impl WorkerPool {
         let job: Job = Box::new(move || {
             let _ = tx.send(f());
         });
-        self.tx.lock().map_err(|_| EngineError::ShutDown)?.send(job).map_err(|_| EngineError::ShutDown)?;
+        self.tx.send(job).map_err(|_| EngineError::ShutDown)?;
         rx.await.map_err(|_| EngineError::ShutDown)
     }
 }
@@ -160,11 +160,11 @@ impl Embedder {
                             PaddedBatch::from_sequences(seqs.iter().map(|s| (s.ids.as_slice(), s.type_ids.as_slice())));
                         b.embed(&batch, pooling)?;
                     }
-                    Ok((b, load_done))
+                    Ok((b, load_done, load_done.elapsed()))
                 });
                 match loaded {
-                    Ok((mut b, load_done)) => {
-                        let _ = ready_tx.send(Ok((b.info(), load_done)));
+                    Ok((mut b, load_done, warmup)) => {
+                        let _ = ready_tx.send(Ok((b.info(), load_done, warmup)));
                         batcher::run_model(&thread_queue, b.as_mut(), pooling, &batches);
                     }
                     Err(e) => {
@@ -173,7 +173,7 @@ impl Embedder {
                 }
             })
             .map_err(EngineError::backend)?;
-        let (binfo, load_done) = match ready_rx.recv() {
+        let (binfo, load_done, warmup) = match ready_rx.recv() {
             Ok(r) => r?,
             Err(_) => return Err(EngineError::Backend("model thread exited during load".into())),
         };
@@ -193,7 +193,7 @@ impl Embedder {
             vocab_size: config.vocab_size,
             weight_bytes,
             load_seconds: load_done.duration_since(started).as_secs_f64(),
-            warmup_seconds: load_done.elapsed().as_secs_f64(),
+            warmup_seconds: warmup.as_secs_f64(),
             loaded_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         };
         let labels = [("model", info.id.clone())];
@@ -224,19 +224,9 @@ impl Embedder {
         &self.inner.batching
     }
 
-    /// Sequences waiting in the queue.
-    pub fn queue_len(&self) -> usize {
-        self.inner.queue.len()
-    }
-
     /// Batches and sequences run, dropped and failed since the model loaded.
     pub fn stats(&self) -> crate::batcher::BatcherStats {
         self.inner.queue.stats()
-    }
-
-    /// Requests admitted and not yet answered.
-    pub fn in_flight(&self) -> usize {
-        self.inner.batching.max_concurrent_requests - self.inner.permits.available_permits()
     }
 
     /// Embeds `texts`, in order. Fails at once with [`EngineError::Overloaded`]
@@ -303,16 +293,6 @@ impl Embedder {
     /// Tokens of `text` as the model sees them.
     pub fn tokenize(&self, text: &str, add_special: bool) -> Result<Vec<TokenInfo>> {
         self.inner.tokenizer.tokens(text, add_special)
-    }
-
-    /// Number of tokens `text` has, special tokens included, before truncation.
-    pub fn count_tokens(&self, text: &str) -> Result<usize> {
-        self.inner.tokenizer.count(text)
-    }
-
-    /// Time a request may take from admission to answer.
-    pub fn request_timeout(&self) -> Duration {
-        self.inner.batching.request_timeout
     }
 }
 

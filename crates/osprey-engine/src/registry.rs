@@ -2,7 +2,7 @@
 //! `preload`), warmed up, shared as cheap clones, and unloadable at run time.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, RwLock};
+use std::sync::RwLock;
 
 use serde::Serialize;
 
@@ -36,7 +36,6 @@ pub struct ModelRegistry {
     resolve: ResolveOptions,
     /// Serialises loads so two first requests do not load a model twice.
     load_lock: tokio::sync::Mutex<()>,
-    preload: Mutex<bool>,
 }
 
 impl ModelRegistry {
@@ -53,7 +52,6 @@ impl ModelRegistry {
             batching,
             resolve,
             load_lock: tokio::sync::Mutex::new(()),
-            preload: Mutex::new(settings.preload),
         };
         registry.register(default_name, settings);
         registry
@@ -165,11 +163,10 @@ impl ModelRegistry {
         let Some(slot) = slots.get(&self.default) else {
             return Err("no default model registered".into());
         };
-        let preload = *self.preload.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match (&slot.loaded, &slot.last_error) {
             (Some(_), _) => Ok(()),
             (None, Some(e)) => Err(format!("model {} failed to load: {e}", self.default)),
-            (None, None) if preload => Err(format!("model {} is loading", self.default)),
+            (None, None) if slot.settings.preload => Err(format!("model {} is loading", self.default)),
             // A lazily loaded model is ready to be loaded by the first request.
             (None, None) => Ok(()),
         }

@@ -103,11 +103,6 @@ impl TextTokenizer {
         }
     }
 
-    /// Tokens `text` has, special tokens included, before any truncation.
-    pub fn count(&self, text: &str) -> Result<usize> {
-        Ok(self.content_ids(text)?.len() + self.prefix.len() + self.suffix.len())
-    }
-
     /// Token strings and ids for `/tokenize`, with character offsets.
     pub fn tokens(&self, text: &str, add_special: bool) -> Result<Vec<TokenInfo>> {
         let enc = self.inner.encode(text, add_special).map_err(|e| EngineError::Tokenizer(e.to_string()))?;

@@ -190,12 +190,11 @@ pub struct OpenAiEmbeddingsResponse {
     pub usage: OpenAiUsage,
 }
 
-/// `GET /ready` and `GET /health` bodies.
+/// `GET /ready` and `GET /health` bodies when healthy (a failing `/ready`
+/// answers with the error body, whose message is the reason).
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct ProbeResponse {
     pub status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
 }
 
 impl From<Vec<String>> for Input {

@@ -332,7 +332,7 @@ impl Backend for CandleBackend {
         check_batch(batch)?;
         let hidden = self.forward(batch)?;
         let data = hidden.flatten_all()?.to_vec1::<f32>()?;
-        Ok(pool_hidden(&data, batch, self.hidden_size, pooling))
+        pool_hidden(&data, batch, self.hidden_size, pooling)
     }
 
     fn info(&self) -> BackendInfo {

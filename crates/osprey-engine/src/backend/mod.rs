@@ -88,12 +88,17 @@ pub trait Backend: Send {
 
 /// Pools `hidden` (`[batch, seq_len, hidden_size]`, row-major) into one vector
 /// per sequence, looking only at each sequence's real tokens.
-pub fn pool_hidden(hidden: &[f32], batch: &PaddedBatch, hidden_size: usize, pooling: Pooling) -> Vec<Vec<f32>> {
+pub fn pool_hidden(hidden: &[f32], batch: &PaddedBatch, hidden_size: usize, pooling: Pooling) -> Result<Vec<Vec<f32>>> {
     let seq_len = batch.seq_len;
-    if seq_len == 0 || hidden.len() < batch.batch_size() * seq_len * hidden_size {
-        return vec![vec![0.0; hidden_size]; batch.batch_size()];
+    let want = batch.batch_size() * seq_len * hidden_size;
+    if seq_len == 0 || hidden.len() != want {
+        return Err(crate::EngineError::Backend(format!(
+            "hidden state holds {} values, expected {want} ({} rows × {seq_len} tokens × {hidden_size})",
+            hidden.len(),
+            batch.batch_size()
+        )));
     }
-    batch
+    Ok(batch
         .lengths
         .iter()
         .enumerate()
@@ -126,7 +131,7 @@ pub fn pool_hidden(hidden: &[f32], batch: &PaddedBatch, hidden_size: usize, pool
                 Pooling::LastToken => tok(len.saturating_sub(1)).to_vec(),
             }
         })
-        .collect()
+        .collect())
 }
 
 /// Encoders whose layers are not BERT's post-LayerNorm blocks.

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
-use ort::value::Tensor;
+use ort::value::TensorRef;
 
 use super::{pool_hidden, Backend, BackendInfo, PaddedBatch};
 use crate::error::{EngineError, Result};
@@ -91,7 +91,6 @@ pub struct OrtBackend {
 
 impl OrtBackend {
     pub fn load(files: &ModelFiles, config: &ModelConfig, opts: &OrtOptions) -> Result<Self> {
-        ensure_runtime(opts.library.as_deref())?;
         let weights = files.load_weights(&candle_core::Device::Cpu)?;
         Self::load_from_weights(&weights, config, opts, &files.id)
     }
@@ -142,22 +141,27 @@ impl OrtBackend {
     }
 }
 
+/// A borrowed `[batch, seq]` tensor over `v`: inputs are passed without copying.
+fn view(shape: [usize; 2], v: &[i64]) -> Result<TensorRef<'_, i64>> {
+    TensorRef::from_array_view((shape, v)).map_err(EngineError::backend)
+}
+
 impl Backend for OrtBackend {
     fn embed(&mut self, batch: &PaddedBatch, pooling: Pooling) -> Result<Vec<Vec<f32>>> {
         if batch.batch_size() == 0 {
             return Ok(Vec::new());
         }
         let shape = [batch.batch_size(), batch.seq_len];
-        let t = |v: Vec<i64>| Tensor::from_array((shape, v)).map_err(EngineError::backend);
+        let positions = self.position_ids(batch);
         let inputs = ort::inputs![
-            "input_ids" => t(batch.input_ids.clone())?,
-            "attention_mask" => t(batch.attention_mask.clone())?,
-            "token_type_ids" => t(batch.token_type_ids.clone())?,
-            "position_ids" => t(self.position_ids(batch))?,
+            "input_ids" => view(shape, &batch.input_ids)?,
+            "attention_mask" => view(shape, &batch.attention_mask)?,
+            "token_type_ids" => view(shape, &batch.token_type_ids)?,
+            "position_ids" => view(shape, &positions)?,
         ];
         let outputs = self.session.run(inputs).map_err(EngineError::backend)?;
         let (_, hidden) = outputs["last_hidden_state"].try_extract_tensor::<f32>().map_err(EngineError::backend)?;
-        Ok(pool_hidden(hidden, batch, self.hidden_size, pooling))
+        pool_hidden(hidden, batch, self.hidden_size, pooling)
     }
 
     fn info(&self) -> BackendInfo {

@@ -18,7 +18,7 @@ pub fn router() -> Router<AppState> {
 /// Liveness: the process answers. Touches nothing else.
 #[utoipa::path(get, path = "/health", tag = "Probes", responses((status = 200, body = ProbeResponse)))]
 pub async fn health() -> Json<ProbeResponse> {
-    Json(ProbeResponse { status: "ok".into(), reason: None })
+    Json(ProbeResponse { status: "ok".into() })
 }
 
 /// Readiness: the default model is loaded and warmed up.
@@ -26,7 +26,7 @@ pub async fn health() -> Json<ProbeResponse> {
     responses((status = 200, body = ProbeResponse), (status = 503, description = "Not ready, with the reason", body = ErrorBody)))]
 pub async fn ready(State(state): State<AppState>) -> ApiResult<Json<ProbeResponse>> {
     state.registry.readiness().map_err(|reason| ApiError::new(ErrorCode::NotReady, reason))?;
-    Ok(Json(ProbeResponse { status: "ready".into(), reason: None }))
+    Ok(Json(ProbeResponse { status: "ready".into() }))
 }
 
 /// Prometheus text exposition.

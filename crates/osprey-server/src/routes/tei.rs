@@ -130,7 +130,10 @@ pub async fn info(State(state): State<AppState>) -> ApiResult<Json<InfoResponse>
             weight_bytes: i.weight_bytes,
             load_seconds: i.load_seconds,
             warmup_seconds: i.warmup_seconds,
-            source: format!("{:?}", i.source).to_lowercase(),
+            source: serde_json::to_value(&i.source)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
             path: i.path.clone(),
         },
     }))
