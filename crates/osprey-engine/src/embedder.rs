@@ -35,6 +35,9 @@ pub struct ModelInfo {
     pub normalize: bool,
     pub vocab_size: usize,
     pub weight_bytes: u64,
+    /// Identifies these exact weights (size and modification time of the
+    /// weights file), so cached results of another revision are not reused.
+    pub revision: String,
     pub load_seconds: f64,
     pub warmup_seconds: f64,
     /// Seconds since the Unix epoch at which loading finished.
@@ -46,6 +49,13 @@ pub struct ModelInfo {
 pub struct EmbedOptions {
     pub truncation: Truncation,
     pub normalize: bool,
+}
+
+/// One window of a chunked input: its pooled vector and its token count.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub tokens: usize,
+    pub vector: Vec<f32>,
 }
 
 /// Vectors for a request's inputs, in input order.
@@ -143,7 +153,7 @@ impl Embedder {
         let (thread_files, thread_config, thread_settings) = (files.clone(), config.clone(), settings.clone());
         let warm_tokens = tokenizer.encode("osprey warms the model up before serving", Truncation::Truncate)?;
         let warm_long = tokenizer.encode(&"warm ".repeat(tokenizer.max_len()), Truncation::Truncate)?;
-        let pooling = sentence.pooling;
+        let pooling = settings.pooling.unwrap_or(sentence.pooling);
         let thread_queue = Arc::clone(&queue);
         std::thread::Builder::new()
             .name("osprey-model".into())
@@ -177,7 +187,13 @@ impl Embedder {
             Ok(r) => r?,
             Err(_) => return Err(EngineError::Backend("model thread exited during load".into())),
         };
-        let weight_bytes = std::fs::metadata(&files.weights).map(|m| m.len()).unwrap_or(0);
+        let meta = std::fs::metadata(&files.weights).ok();
+        let weight_bytes = meta.as_ref().map_or(0, |m| m.len());
+        let mtime = meta
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        let revision = format!("{weight_bytes:x}-{mtime:x}");
         let info = ModelInfo {
             id: files.id.clone(),
             path: files.dir.display().to_string(),
@@ -192,6 +208,7 @@ impl Embedder {
             normalize: sentence.normalize,
             vocab_size: config.vocab_size,
             weight_bytes,
+            revision,
             load_seconds: load_done.duration_since(started).as_secs_f64(),
             warmup_seconds: warmup.as_secs_f64(),
             loaded_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
@@ -233,6 +250,30 @@ impl Embedder {
     /// when `max_concurrent_requests` are already in flight.
     #[tracing::instrument(skip_all, fields(model = %self.inner.info.id, texts = texts.len()))]
     pub async fn embed(&self, texts: Vec<String>, opts: EmbedOptions) -> Result<Embedded> {
+        let (parts, tokens) = self.run(texts, opts.truncation).await?;
+        let mut vectors: Vec<Vec<f32>> = parts.into_iter().map(combine).collect();
+        if opts.normalize {
+            vectors.iter_mut().for_each(|v| normalize(v));
+        }
+        Ok(Embedded { vectors, tokens })
+    }
+
+    /// Like [`embed`](Self::embed) but keeps each chunk's pooled vector
+    /// (with its token count) instead of mean-pooling them: with
+    /// [`Truncation::Chunk`] a long text yields several parts. Vectors are
+    /// not normalised. Classifiers use this to average per-window predictions.
+    #[tracing::instrument(skip_all, fields(model = %self.inner.info.id, texts = texts.len()))]
+    pub async fn embed_chunks(&self, texts: Vec<String>, truncation: Truncation) -> Result<Vec<Vec<Chunk>>> {
+        let (parts, _) = self.run(texts, truncation).await?;
+        Ok(parts
+            .into_iter()
+            .map(|p| p.into_iter().map(|(tokens, vector)| Chunk { tokens, vector }).collect())
+            .collect())
+    }
+
+    /// Admission, tokenization, queueing and collection: per text, the pooled
+    /// vector of each chunk with its token count, and the text's token total.
+    async fn run(&self, texts: Vec<String>, mode: Truncation) -> Result<(Vec<Vec<(usize, Vec<f32>)>>, Vec<usize>)> {
         if texts.is_empty() {
             return Err(EngineError::EmptyInput);
         }
@@ -245,7 +286,6 @@ impl Embedder {
         let deadline = started + timeout;
 
         let tokenizer = inner.tokenizer.clone();
-        let mode = opts.truncation;
         let per_text: Vec<Vec<Sequence>> = inner
             .pool
             .run(move || texts.iter().map(|t| tokenizer.encode(t, mode)).collect::<Result<Vec<_>>>())
@@ -269,25 +309,22 @@ impl Embedder {
         inner.queue.push(entries)?;
 
         let collect = async {
-            let mut vectors = Vec::with_capacity(receivers.len());
+            let mut out = Vec::with_capacity(receivers.len());
             for rxs in receivers {
                 let mut parts = Vec::with_capacity(rxs.len());
                 for (len, rx) in rxs {
                     parts.push((len, rx.await.map_err(|_| EngineError::ShutDown)??));
                 }
-                vectors.push(combine(parts));
+                out.push(parts);
             }
-            Ok::<_, EngineError>(vectors)
+            Ok::<_, EngineError>(out)
         };
-        let mut vectors = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), collect)
+        let parts = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), collect)
             .await
             .map_err(|_| EngineError::Timeout(timeout))??;
-        if opts.normalize {
-            vectors.iter_mut().for_each(|v| normalize(v));
-        }
-        metrics::counter!(m::EMBEDDINGS_TOTAL).increment(vectors.len() as u64);
+        metrics::counter!(m::EMBEDDINGS_TOTAL).increment(parts.len() as u64);
         metrics::counter!(m::TOKENS_TOTAL).increment(tokens.iter().sum::<usize>() as u64);
-        Ok(Embedded { vectors, tokens })
+        Ok((parts, tokens))
     }
 
     /// Tokens of `text` as the model sees them.

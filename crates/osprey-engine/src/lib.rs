@@ -14,11 +14,14 @@
 //! - `batcher`: queue, batch former and model thread.
 //! - [`embedder`]: the clonable handle requests go through (admission,
 //!   deadline, chunking).
+//! - [`classifier`]: sequence classifiers (BERT, RoBERTa, DistilBERT heads)
+//!   over the same batcher.
 //! - [`registry`]: named models, lazy load, preload, warm-up, unload.
 //! - [`settings`]: the engine's settings structs.
 
 pub mod backend;
 mod batcher;
+pub mod classifier;
 pub mod embedder;
 pub mod error;
 pub mod model;
@@ -27,7 +30,8 @@ pub mod settings;
 pub mod tokenize;
 
 pub use batcher::BatcherStats;
-pub use embedder::{normalize, EmbedOptions, Embedded, Embedder, ModelInfo};
+pub use classifier::{softmax, Classifier, Prediction};
+pub use embedder::{normalize, Chunk, EmbedOptions, Embedded, Embedder, ModelInfo};
 pub use error::{EngineError, Result};
 pub use registry::{ModelRegistry, ModelStatus};
 pub use settings::{BackendChoice, BatchingSettings, DeviceChoice, ModelSettings};

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::Pooling;
+
 /// Where the model runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(try_from = "String", into = "String")]
@@ -90,6 +92,9 @@ pub struct ModelSettings {
     pub threads: usize,
     /// Path of `libonnxruntime.so` (otherwise `ORT_DYLIB_PATH`, then `vendor/onnxruntime/`).
     pub ort_library: Option<PathBuf>,
+    /// Overrides the pooling the model directory declares (classifiers read
+    /// the first token's hidden state, so they load with `cls`).
+    pub pooling: Option<Pooling>,
 }
 
 impl Default for ModelSettings {
@@ -102,6 +107,7 @@ impl Default for ModelSettings {
             warmup_passes: 2,
             threads: 0,
             ort_library: None,
+            pooling: None,
         }
     }
 }

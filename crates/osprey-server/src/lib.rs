@@ -6,12 +6,15 @@
 //!
 //! # Layout
 //! - [`settings`]: the root settings tree.
+//! - [`analysis`]: the analysis service (sentiment, emotion, trajectories,
+//!   summaries, topic sets, one-pass analyze) and its result cache.
 //! - [`error`]: [`ApiError`](error::ApiError), the one error surface.
 //! - `extract`: the JSON extractor whose rejections are `ApiError`s.
 //! - [`routes`]: TEI, OpenAI, probes and metrics, docs.
 //! - [`telemetry`]: Prometheus recorder and HTTP metrics middleware.
 //! - [`state`]: what handlers share.
 
+pub mod analysis;
 pub mod error;
 mod extract;
 pub mod routes;
@@ -56,7 +59,12 @@ impl Application {
             settings.batching.clone(),
             ResolveOptions::default(),
         ));
-        let state = AppState { registry, metrics: telemetry::prometheus(), settings: Arc::new(settings) };
+        let analyzer = Arc::new(analysis::Analyzer::new(
+            settings.analysis.clone(),
+            Arc::clone(&registry),
+            Some(settings.server.data_dir.clone()),
+        ));
+        let state = AppState { registry, analyzer, metrics: telemetry::prometheus(), settings: Arc::new(settings) };
         Ok(Self { listener, state })
     }
 
@@ -84,6 +92,8 @@ impl Application {
                 tracing::error!(error = %e, "model failed to load; /ready reports it");
             }
         });
+        let (analyzer, batching) = (Arc::clone(&self.state.analyzer), self.state.settings.batching.clone());
+        tokio::task::spawn_blocking(move || analyzer.emotion.load_model(&batching));
         tracing::info!(addr = %self.listener.local_addr()?, "osprey listening");
         axum::serve(self.listener, router(self.state)).with_graceful_shutdown(shutdown).await?;
         Ok(())
@@ -99,6 +109,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::tei::router())
         .merge(routes::openai::router())
+        .merge(routes::analysis::router())
         .merge(routes::probes::router())
         .merge(routes::docs::router())
         .fallback(not_found)

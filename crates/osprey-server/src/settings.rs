@@ -14,6 +14,7 @@ pub struct Settings {
     pub server: HttpSettings,
     pub model: ModelSettings,
     pub batching: BatchingSettings,
+    pub analysis: crate::analysis::AnalysisSettings,
     pub log: LogSettings,
 }
 
@@ -21,6 +22,7 @@ impl Settings {
     /// Checks cross-field constraints once, at start-up.
     pub fn validate(&self) -> Result<(), String> {
         self.batching.validate()?;
+        self.analysis.validate()?;
         if self.server.max_body_bytes < 64 {
             return Err("server.max_body_bytes must be at least 64".into());
         }

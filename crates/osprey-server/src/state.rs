@@ -5,12 +5,15 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 use osprey_engine::{Embedder, ModelRegistry};
 
+use crate::analysis::Analyzer;
+
 use crate::error::{ApiError, ApiResult};
 use crate::settings::Settings;
 
 #[derive(Clone)]
 pub struct AppState {
     pub registry: Arc<ModelRegistry>,
+    pub analyzer: Arc<Analyzer>,
     pub metrics: PrometheusHandle,
     pub settings: Arc<Settings>,
 }

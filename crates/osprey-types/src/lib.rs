@@ -2,10 +2,13 @@
 //! metric names, shared by the server, the load lab and the CLI.
 //!
 //! # Layout
+//! - [`analysis`]: bodies of the analysis routes (sentiment, emotion,
+//!   trajectory, summary, topics, one-pass analyze).
 //! - [`api`]: request and response bodies (TEI- and OpenAI-compatible).
 //! - [`error`]: the one error body and its codes.
 //! - [`metrics`]: metric names and histogram buckets.
 
+pub mod analysis;
 pub mod api;
 pub mod error;
 pub mod metrics;

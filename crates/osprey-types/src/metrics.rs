@@ -34,3 +34,19 @@ pub const BATCH_TOKENS_BUCKETS: &[f64] =
     &[16.0, 64.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0, 32768.0, 65536.0];
 /// Buckets for ratios in [0, 1].
 pub const RATIO_BUCKETS: &[f64] = &[0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+
+/// Time per analysis stage (`stage`: segment, sentiment, emotion, embed,
+/// trajectory, summary, topics).
+pub const ANALYSIS_STAGE_SECONDS: &str = "osprey_analysis_stage_seconds";
+/// Texts analysed, by task.
+pub const ANALYSIS_TEXTS_TOTAL: &str = "osprey_analysis_texts_total";
+/// Emotion answers by the path that produced them (`model`, `ensemble`, `lexicon`).
+pub const EMOTION_PATH_TOTAL: &str = "osprey_emotion_path_total";
+/// Emotion answers that fell back to the lexicon (`reason`: no_model, model_failed, model_error, disabled).
+pub const EMOTION_FALLBACKS_TOTAL: &str = "osprey_emotion_fallbacks_total";
+/// Result-cache look-ups by task and `result` (hit, miss).
+pub const RESULT_CACHE_REQUESTS_TOTAL: &str = "osprey_result_cache_requests_total";
+/// Result-cache evictions by task and `cause` (size, expired, replaced, explicit).
+pub const RESULT_CACHE_EVICTIONS_TOTAL: &str = "osprey_result_cache_evictions_total";
+/// Entries held per task cache.
+pub const RESULT_CACHE_ENTRIES: &str = "osprey_result_cache_entries";

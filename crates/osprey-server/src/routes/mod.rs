@@ -1,5 +1,6 @@
 //! Routes by resource; each module returns a `Router<AppState>`.
 
+pub mod analysis;
 pub mod docs;
 pub mod openai;
 pub mod probes;

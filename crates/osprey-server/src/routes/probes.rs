@@ -21,11 +21,13 @@ pub async fn health() -> Json<ProbeResponse> {
     Json(ProbeResponse { status: "ok".into() })
 }
 
-/// Readiness: the default model is loaded and warmed up.
+/// Readiness: the default model is loaded and warmed up, VADER's lexicon is
+/// loaded, and a preloaded emotion model has finished loading.
 #[utoipa::path(get, path = "/ready", tag = "Probes",
     responses((status = 200, body = ProbeResponse), (status = 503, description = "Not ready, with the reason", body = ErrorBody)))]
 pub async fn ready(State(state): State<AppState>) -> ApiResult<Json<ProbeResponse>> {
     state.registry.readiness().map_err(|reason| ApiError::new(ErrorCode::NotReady, reason))?;
+    state.analyzer.readiness().map_err(|reason| ApiError::new(ErrorCode::NotReady, reason))?;
     Ok(Json(ProbeResponse { status: "ready".into() }))
 }
 

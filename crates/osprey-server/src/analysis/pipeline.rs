@@ -1,0 +1,227 @@
+//! The one-pass `/v1/analyze`: every post is split once; each sentence is
+//! scored by VADER once, classified once and embedded once, and those
+//! per-sentence results feed every task the request asks for:
+//!
+//! - `sentiment`: VADER on the whole post (title, blank line, body);
+//! - `emotion`: the mean of the sentences' distributions, weighted by their
+//!   length in characters;
+//! - `trajectory`: the sentences' valence and emotions, smoothed, with the arc;
+//! - `summary`: centrality of the sentence vectors (TF-IDF without a model);
+//! - `topics`: the mean direction of the sentence vectors against the set.
+//!
+//! The work of all posts in a request is batched: one classifier call and
+//! one embedding call for every sentence of every uncached post.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use osprey_nlp::emotion::{EmotionDist, EmotionLexicon};
+use osprey_nlp::segment::{split_sentences, Segment};
+use osprey_nlp::summary::{centrality_scores, tfidf_scores, Centrality};
+use osprey_nlp::topics::mean_direction;
+use osprey_nlp::vader::Sentiment;
+use osprey_types::analysis::{AnalyzeRequest, AnalyzeResponse, EmotionPath, PostAnalysis, SummaryMethod, Task};
+use osprey_types::metrics as m;
+
+use super::cache::KeyBuilder;
+use super::emotion::EmotionOutcome;
+use super::{
+    build_summary, build_trajectory, centrality_of, check_smoothing, check_threshold, embed_all, off_runtime,
+    post_text, stage, wire_sentiment, Analyzer,
+};
+use crate::error::{ApiError, ApiResult};
+
+/// One uncached post on its way through the pipeline.
+struct Work {
+    /// Index in the request.
+    slot: usize,
+    key: u128,
+    text: String,
+    segs: Vec<Segment>,
+    /// Offset of this post's first sentence in the request-wide sentence list.
+    first: usize,
+}
+
+impl Analyzer {
+    /// Runs the requested tasks over every post in one pass.
+    pub async fn analyze(&self, req: AnalyzeRequest) -> ApiResult<AnalyzeResponse> {
+        if req.posts.is_empty() {
+            return Err(ApiError::validation("`posts` cannot be empty"));
+        }
+        if req.tasks.is_empty() {
+            return Err(ApiError::validation(
+                "`tasks` cannot be empty; ask for any of sentiment, emotion, trajectory, summary, topics",
+            ));
+        }
+        let tasks: BTreeSet<Task> = req.tasks.iter().copied().collect();
+        let texts: Vec<String> = req.posts.iter().map(|p| post_text(&p.title, &p.body)).collect();
+        self.check_texts(&texts, "posts")?;
+        let mut ids = std::collections::HashSet::new();
+        if let Some(dup) = req.posts.iter().find(|p| !ids.insert(p.id.as_str())) {
+            return Err(ApiError::validation(format!("post id {:?} appears twice", dup.id)));
+        }
+        let opts = self.emotion.resolve(&req.emotion)?;
+        check_smoothing(req.smoothing)?;
+        let threshold = check_threshold(req.threshold)?;
+        let k = self.summary_k(req.summary_k)?;
+        let vader = self.vader()?;
+
+        let wants = |t: Task| tasks.contains(&t);
+        let need_embeddings = wants(Task::Topics) || (wants(Task::Summary) && req.summary_method != SummaryMethod::Tfidf);
+        let embedder = if need_embeddings {
+            match self.embedder().await {
+                Ok(e) => Some(e),
+                Err(e) if !wants(Task::Topics) => {
+                    tracing::warn!(error = %e, "embedding model unavailable; summarising with TF-IDF");
+                    None
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
+        let topic_set = match (wants(Task::Topics), &req.topic_set, &embedder) {
+            (true, None, _) => return Err(ApiError::validation("the `topics` task needs `topic_set`")),
+            (true, Some(name), Some(e)) => Some(self.topic_set(name, e).await?),
+            _ => None,
+        };
+        let threshold = threshold.or(topic_set.as_ref().map(|s| s.info.threshold));
+
+        // One key per post covers the tasks, every option and every model revision involved.
+        let base = {
+            let mut kb = KeyBuilder::new("analyze");
+            kb.json(&tasks)
+                .json(&opts)
+                .json(&req.smoothing)
+                .json(&(k, req.summary_method, threshold))
+                .str(&self.emotion.model_revision().unwrap_or_default())
+                .str(&embedder.as_ref().map(|e| format!("{}@{}", e.info().id, e.info().revision)).unwrap_or_default())
+                .str(&topic_set.as_ref().map(|s| format!("{}#{}@{}", s.info.name, s.info.version, s.revision)).unwrap_or_default());
+            kb
+        };
+        let mut results: Vec<Option<PostAnalysis>> = vec![None; req.posts.len()];
+        let mut work = Vec::new();
+        let mut sentences: Vec<String> = Vec::new();
+        let started = Instant::now();
+        for (slot, (post, text)) in req.posts.iter().zip(texts).enumerate() {
+            let mut kb = base.clone();
+            let key = kb.str(&text).finish();
+            if let Some(hit) = self.caches.analyze.get(key) {
+                let mut r = (*hit).clone();
+                r.id.clone_from(&post.id);
+                r.cached = true;
+                results[slot] = Some(r);
+                continue;
+            }
+            let segs = split_sentences(&text);
+            if segs.is_empty() {
+                return Err(ApiError::validation(format!("post {:?} holds no sentences", post.id)));
+            }
+            let first = sentences.len();
+            sentences.extend(segs.iter().map(|s| s.text(&text).to_string()));
+            work.push(Work { slot, key, text, segs, first });
+        }
+        stage("segment", started);
+
+        // Per sentence: VADER (for trajectories and the ensemble), emotion, vectors.
+        let need_emotion = wants(Task::Emotion) || wants(Task::Trajectory);
+        let model = if need_emotion { Some(self.emotion.model_for(opts)) } else { None };
+        let need_sentence_vader =
+            wants(Task::Trajectory) || matches!(model, Some(Ok(_))) && opts.enable_vader && opts.vader_weight > 0.0;
+        let v = Arc::clone(&vader);
+        let started = Instant::now();
+        let sentence_vader: Vec<Sentiment> = if need_sentence_vader && !sentences.is_empty() {
+            off_runtime(&sentences, move |t| t.iter().map(|x| v.polarity_scores(x)).collect()).await?
+        } else {
+            Vec::new()
+        };
+        stage("sentiment", started);
+        let started = Instant::now();
+        let emotions: Vec<EmotionOutcome> = match model {
+            _ if sentences.is_empty() => Vec::new(),
+            None => Vec::new(),
+            Some(Ok(model)) => {
+                let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
+                self.emotion.classify(&model, &refs, &sentence_vader, opts, osprey_engine::Truncation::Chunk).await
+            }
+            Some(Err(reason)) => {
+                self.emotion.record_fallback(reason, sentences.len());
+                let lexicon = EmotionLexicon::builtin();
+                off_runtime(&sentences, move |t| {
+                    t.iter()
+                        .map(|x| EmotionOutcome { dist: lexicon.score(x).dist, path: EmotionPath::Lexicon })
+                        .collect()
+                })
+                .await?
+            }
+        };
+        stage("emotion", started);
+        let vectors = match &embedder {
+            Some(e) if !sentences.is_empty() => embed_all(e, sentences.clone()).await?,
+            _ => Vec::new(),
+        };
+        let embedded = vectors.len();
+
+        let started = Instant::now();
+        for w in work {
+            let range = w.first..w.first + w.segs.len();
+            let sentiment = wants(Task::Sentiment).then(|| wire_sentiment(&vader.polarity_scores(&w.text)));
+            let emotion = (wants(Task::Emotion) && !emotions.is_empty())
+                .then(|| weighted_emotion(&w.segs, &emotions[range.clone()]).to_wire());
+            let trajectory = (wants(Task::Trajectory) && !emotions.is_empty()).then(|| {
+                build_trajectory(&w.text, &w.segs, &sentence_vader[range.clone()], &emotions[range.clone()], req.smoothing)
+            });
+            let summary = wants(Task::Summary).then(|| {
+                let (scores, method) = if vectors.is_empty() || w.segs.len() < 2 {
+                    let refs: Vec<&str> = sentences[range.clone()].iter().map(String::as_str).collect();
+                    let method = if vectors.is_empty() { SummaryMethod::Tfidf } else { req.summary_method };
+                    (tfidf_scores(&refs, Centrality::Centroid), method)
+                } else {
+                    (centrality_scores(&vectors[range.clone()], centrality_of(req.summary_method)), req.summary_method)
+                };
+                build_summary(&w.text, &w.segs, &scores, k, method)
+            });
+            let topics = match (&topic_set, threshold) {
+                (Some(set), Some(t)) if !vectors.is_empty() => {
+                    let v = mean_direction(vectors[range.clone()].iter().map(Vec::as_slice));
+                    Some(super::topic_match(set, &v, t))
+                }
+                _ => None,
+            };
+            let analysis = PostAnalysis {
+                id: req.posts[w.slot].id.clone(),
+                segments: w.segs.len(),
+                sentiment,
+                emotion,
+                trajectory,
+                summary,
+                topics,
+                cached: false,
+            };
+            self.caches.analyze.insert(w.key, Arc::new(analysis.clone()));
+            results[w.slot] = Some(analysis);
+        }
+        stage("assemble", started);
+        metrics::counter!(m::ANALYSIS_TEXTS_TOTAL, "task" => "analyze").increment(req.posts.len() as u64);
+        Ok(AnalyzeResponse { results: results.into_iter().flatten().collect(), embedded_sentences: embedded })
+    }
+}
+
+/// The sentences' emotion distributions averaged by their length in characters.
+fn weighted_emotion(segs: &[Segment], emotions: &[EmotionOutcome]) -> EmotionOutcome {
+    let mut acc = [0f32; 7];
+    let mut total = 0f32;
+    for (s, e) in segs.iter().zip(emotions) {
+        let w = (s.char_end - s.char_start).max(1) as f32;
+        total += w;
+        for (a, p) in acc.iter_mut().zip(e.dist.0) {
+            *a += w * p;
+        }
+    }
+    if total > 0.0 {
+        acc.iter_mut().for_each(|a| *a /= total);
+    }
+    let dist = if total > 0.0 { EmotionDist(acc) } else { EmotionDist::neutral() };
+    EmotionOutcome { dist, path: emotions.first().map_or(EmotionPath::Lexicon, |e| e.path) }
+}

@@ -1,0 +1,310 @@
+//! Named, versioned topic sets kept server-side.
+//!
+//! A `PUT` embeds every phrase once (the label and each example) and keeps the
+//! unit vectors with the set, so filtering a post costs one dot product per
+//! phrase. Sets are written to `<data_dir>/topics/<name>.json` (atomically:
+//! a temporary file renamed over the old one) together with their vectors
+//! and the embedding model's revision, and read back at start. A set whose
+//! vectors came from another model revision is re-embedded on first use.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use base64::Engine as _;
+use osprey_nlp::topics::TopicIndex;
+use osprey_types::analysis::{TopicSetInfo, TopicSetRequest, TopicSpec};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, ApiResult};
+
+/// Limits on one topic set.
+pub const MAX_TOPICS: usize = 256;
+pub const MAX_EXAMPLES_PER_TOPIC: usize = 100;
+pub const MAX_PHRASE_CHARS: usize = 2_000;
+pub const MAX_PHRASES: usize = 4_096;
+
+/// A stored set with its phrase vectors.
+pub struct TopicSet {
+    pub info: TopicSetInfo,
+    pub index: TopicIndex,
+    /// `model@revision` of the vectors.
+    pub revision: String,
+}
+
+/// A validated `PUT` body: the phrases to embed, each with its topic.
+pub struct TopicDraft {
+    pub name: String,
+    pub topics: Vec<TopicSpec>,
+    pub threshold: f32,
+    pub description: Option<String>,
+}
+
+impl TopicDraft {
+    /// Checks a `PUT /v1/topics/{name}` request (parse, don't validate: the
+    /// draft is known good from here on).
+    pub fn parse(name: &str, req: TopicSetRequest, default_threshold: f32) -> ApiResult<Self> {
+        if name.is_empty()
+            || name.len() > 64
+            || !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            || name.starts_with('.')
+        {
+            return Err(ApiError::validation(format!(
+                "topic set name {name:?} must be 1 to 64 characters of A-Z, a-z, 0-9, '-', '_' or '.', not starting with '.'"
+            )));
+        }
+        if req.topics.is_empty() || req.topics.len() > MAX_TOPICS {
+            return Err(ApiError::validation(format!("`topics` must hold 1 to {MAX_TOPICS} topics")));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut phrases = 0;
+        let mut topics = Vec::with_capacity(req.topics.len());
+        for (i, t) in req.topics.into_iter().enumerate() {
+            let label = t.label.trim().to_string();
+            if label.is_empty() || label.chars().count() > 200 {
+                return Err(ApiError::validation(format!("`topics[{i}].label` must be 1 to 200 characters")));
+            }
+            if !seen.insert(label.clone()) {
+                return Err(ApiError::validation(format!("topic label {label:?} appears twice")));
+            }
+            if t.examples.len() > MAX_EXAMPLES_PER_TOPIC {
+                return Err(ApiError::validation(format!(
+                    "`topics[{i}].examples` holds {}; at most {MAX_EXAMPLES_PER_TOPIC} are accepted",
+                    t.examples.len()
+                )));
+            }
+            let mut examples = Vec::with_capacity(t.examples.len());
+            for (j, e) in t.examples.into_iter().enumerate() {
+                let e = e.trim().to_string();
+                if e.is_empty() || e.chars().count() > MAX_PHRASE_CHARS {
+                    return Err(ApiError::validation(format!(
+                        "`topics[{i}].examples[{j}]` must be 1 to {MAX_PHRASE_CHARS} characters"
+                    )));
+                }
+                examples.push(e);
+            }
+            phrases += 1 + examples.len();
+            topics.push(TopicSpec { label, examples });
+        }
+        if phrases > MAX_PHRASES {
+            return Err(ApiError::validation(format!("a topic set may hold at most {MAX_PHRASES} phrases")));
+        }
+        let threshold = req.threshold.unwrap_or(default_threshold);
+        if !threshold.is_finite() || !(-1.0..=1.0).contains(&threshold) {
+            return Err(ApiError::validation("`threshold` must be within [-1, 1]"));
+        }
+        Ok(Self { name: name.to_string(), topics, threshold, description: req.description })
+    }
+
+    /// `(topic index, phrase)` for every phrase: the label, then the examples.
+    pub fn phrases(&self) -> Vec<(usize, String)> {
+        phrases_of(&self.topics)
+    }
+}
+
+pub fn phrases_of(topics: &[TopicSpec]) -> Vec<(usize, String)> {
+    topics
+        .iter()
+        .enumerate()
+        .flat_map(|(i, t)| std::iter::once((i, t.label.clone())).chain(t.examples.iter().map(move |e| (i, e.clone()))))
+        .collect()
+}
+
+#[derive(Serialize, Deserialize)]
+struct FileFormat {
+    info: TopicSetInfo,
+    revision: String,
+    /// Little-endian f32 vectors, base64, one per phrase in `phrases_of` order.
+    vectors: Vec<String>,
+}
+
+/// Every topic set, in memory, mirrored to disk when a directory is given.
+pub struct TopicStore {
+    sets: RwLock<HashMap<String, Arc<TopicSet>>>,
+    dir: Option<PathBuf>,
+}
+
+impl TopicStore {
+    /// Opens the store, reading every set saved under `dir`.
+    pub fn open(dir: Option<PathBuf>) -> Self {
+        let store = Self { sets: RwLock::new(HashMap::new()), dir };
+        if let Some(dir) = &store.dir {
+            match std::fs::read_dir(dir) {
+                Ok(entries) => {
+                    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+                        if path.extension().is_some_and(|e| e == "json") {
+                            match read_set(&path) {
+                                Ok(set) => {
+                                    store.write().insert(set.info.name.clone(), Arc::new(set));
+                                }
+                                Err(e) => tracing::warn!(path = %path.display(), error = %e, "skipping topic set file"),
+                            }
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "cannot read the topic set directory"),
+            }
+        }
+        store
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<TopicSet>>> {
+        self.sets.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<TopicSet>>> {
+        self.sets.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<TopicSet>> {
+        self.read().get(name).cloned()
+    }
+
+    pub fn list(&self) -> Vec<TopicSetInfo> {
+        let mut v: Vec<TopicSetInfo> = self.read().values().map(|s| s.info.clone()).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Stores a new version of `draft` with its phrase vectors. With
+    /// `replace_version`, keeps that version number (a re-embedding).
+    pub fn insert(
+        &self,
+        draft: TopicDraft,
+        vectors: Vec<Vec<f32>>,
+        model: &str,
+        revision: &str,
+        replace_version: Option<u64>,
+    ) -> ApiResult<Arc<TopicSet>> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let labels: Vec<String> = draft.topics.iter().map(|t| t.label.clone()).collect();
+        let phrases: Vec<(usize, Vec<f32>)> =
+            draft.phrases().into_iter().map(|(t, _)| t).zip(vectors.iter().cloned()).collect();
+        let index = TopicIndex::new(labels, phrases).map_err(|e| ApiError::validation(e.to_string()))?;
+        let mut sets = self.write();
+        let previous = sets.get(&draft.name);
+        let version = replace_version.unwrap_or_else(|| previous.map_or(1, |p| p.info.version + 1));
+        let info = TopicSetInfo {
+            name: draft.name.clone(),
+            version,
+            topics: draft.topics,
+            threshold: draft.threshold,
+            description: draft.description,
+            created_at: previous.map_or(now, |p| p.info.created_at),
+            updated_at: if replace_version.is_some() { previous.map_or(now, |p| p.info.updated_at) } else { now },
+            model: model.to_string(),
+        };
+        let set = Arc::new(TopicSet { info, index, revision: revision.to_string() });
+        if let Some(dir) = &self.dir {
+            write_set(dir, &set, &vectors).map_err(|e| {
+                ApiError::new(osprey_types::error::ErrorCode::Internal, format!("saving topic set: {e}"))
+            })?;
+        }
+        sets.insert(draft.name, Arc::clone(&set));
+        Ok(set)
+    }
+
+    /// Removes a set; returns whether it existed.
+    pub fn delete(&self, name: &str) -> ApiResult<bool> {
+        let removed = self.write().remove(name).is_some();
+        if removed {
+            if let Some(dir) = &self.dir {
+                let path = dir.join(format!("{name}.json"));
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(ApiError::new(
+                            osprey_types::error::ErrorCode::Internal,
+                            format!("removing {}: {e}", path.display()),
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn write_set(dir: &Path, set: &TopicSet, vectors: &[Vec<f32>]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let file = FileFormat {
+        info: set.info.clone(),
+        revision: set.revision.clone(),
+        vectors: vectors
+            .iter()
+            .map(|v| b64.encode(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()))
+            .collect(),
+    };
+    let bytes = serde_json::to_vec(&file).map_err(std::io::Error::other)?;
+    let tmp = dir.join(format!(".{}.json.tmp", set.info.name));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, dir.join(format!("{}.json", set.info.name)))
+}
+
+fn read_set(path: &Path) -> Result<TopicSet, String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let file: FileFormat = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let phrases = phrases_of(&file.info.topics);
+    if phrases.len() != file.vectors.len() {
+        return Err(format!("{} phrases but {} vectors", phrases.len(), file.vectors.len()));
+    }
+    let mut pairs = Vec::with_capacity(phrases.len());
+    for ((topic, _), v) in phrases.into_iter().zip(&file.vectors) {
+        let raw = b64.decode(v).map_err(|e| e.to_string())?;
+        let vector: Vec<f32> =
+            raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        pairs.push((topic, vector));
+    }
+    let labels = file.info.topics.iter().map(|t| t.label.clone()).collect();
+    let index = TopicIndex::new(labels, pairs).map_err(|e| e.to_string())?;
+    Ok(TopicSet { info: file.info, index, revision: file.revision })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(topics: Vec<(&str, Vec<&str>)>) -> TopicSetRequest {
+        TopicSetRequest {
+            topics: topics
+                .into_iter()
+                .map(|(l, e)| TopicSpec { label: l.into(), examples: e.into_iter().map(String::from).collect() })
+                .collect(),
+            threshold: None,
+            description: None,
+        }
+    }
+
+    #[test]
+    fn drafts_reject_bad_names_and_duplicates() {
+        assert!(TopicDraft::parse("../etc", req(vec![("a", vec![])]), 0.3).is_err());
+        assert!(TopicDraft::parse(".hidden", req(vec![("a", vec![])]), 0.3).is_err());
+        assert!(TopicDraft::parse("ok", req(vec![]), 0.3).is_err());
+        assert!(TopicDraft::parse("ok", req(vec![("a", vec![]), (" a ", vec![])]), 0.3).is_err());
+        assert!(TopicDraft::parse("ok", req(vec![("a", vec![" "])]), 0.3).is_err());
+        let d = TopicDraft::parse("rust-2024", req(vec![("a", vec!["x", "y"]), ("b", vec![])]), 0.3).expect("valid");
+        assert_eq!(d.phrases(), vec![(0, "a".into()), (0, "x".into()), (0, "y".into()), (1, "b".into())]);
+    }
+
+    #[test]
+    fn sets_persist_and_versions_grow() {
+        let dir = std::env::temp_dir().join(format!("osprey-topics-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = TopicStore::open(Some(dir.clone()));
+        let draft = || TopicDraft::parse("s", req(vec![("a", vec!["x"]), ("b", vec![])]), 0.3).expect("valid");
+        let vecs = vec![vec![1.0, 0.0], vec![0.8, 0.6], vec![0.0, 1.0]];
+        assert_eq!(store.insert(draft(), vecs.clone(), "m", "r1", None).expect("insert").info.version, 1);
+        assert_eq!(store.insert(draft(), vecs, "m", "r1", None).expect("insert").info.version, 2);
+        let reopened = TopicStore::open(Some(dir.clone()));
+        let set = reopened.get("s").expect("persisted");
+        assert_eq!((set.info.version, set.revision.as_str()), (2, "r1"));
+        assert_eq!(set.index.score(&[0.0, 1.0]).best, 1);
+        assert!(reopened.delete("s").expect("delete"));
+        assert!(TopicStore::open(Some(dir.clone())).get("s").is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
