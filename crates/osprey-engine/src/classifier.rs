@@ -245,10 +245,7 @@ fn read_labels(files: &ModelFiles) -> Result<Vec<String>> {
             .ok_or_else(|| EngineError::invalid(&files.config, format!("id2label ids must be 0..n, found {i}")))?;
         *slot = Some(label);
     }
-    labels
-        .into_iter()
-        .map(|l| l.ok_or_else(|| EngineError::invalid(&files.config, "id2label has gaps")))
-        .collect()
+    labels.into_iter().map(|l| l.ok_or_else(|| EngineError::invalid(&files.config, "id2label has gaps"))).collect()
 }
 
 #[cfg(test)]

@@ -36,8 +36,12 @@ fn reference(files: &ModelFiles) -> Reference {
     let mut logits: Vec<Vec<f32>> = serde_json::from_value(v["logits"].clone()).expect("logits");
     texts.extend(serde_json::from_value::<Vec<String>>(v["texts"].clone()).expect("texts"));
     logits.extend(serde_json::from_value::<Vec<Vec<f32>>>(v["text_logits"].clone()).expect("text_logits"));
-    let id2label: std::collections::BTreeMap<usize, String> =
-        v["id2label"].as_object().expect("id2label").iter().map(|(k, l)| (k.parse().expect("id"), l.as_str().expect("label").to_string())).collect();
+    let id2label: std::collections::BTreeMap<usize, String> = v["id2label"]
+        .as_object()
+        .expect("id2label")
+        .iter()
+        .map(|(k, l)| (k.parse().expect("id"), l.as_str().expect("label").to_string()))
+        .collect();
     Reference { texts, logits, labels: id2label.into_values().collect() }
 }
 
@@ -54,10 +58,11 @@ async fn check(name: &str, backend: BackendChoice) {
     let files = fixture(name);
     let want = reference(&files);
     let settings = ModelSettings { backend, warmup_passes: 1, threads: 1, ..ModelSettings::default() };
-    let classifier = tokio::task::spawn_blocking(move || Classifier::load(files, &settings, &BatchingSettings::default()))
-        .await
-        .expect("join")
-        .expect("load classifier");
+    let classifier =
+        tokio::task::spawn_blocking(move || Classifier::load(files, &settings, &BatchingSettings::default()))
+            .await
+            .expect("join")
+            .expect("load classifier");
     assert_eq!(classifier.labels(), want.labels.as_slice());
     let got = classifier.classify(want.texts.clone(), Truncation::Truncate).await.expect("classify");
     assert_eq!(got.len(), want.texts.len());
@@ -111,11 +116,13 @@ async fn distilbert_head_matches_transformers_on_both_backends() {
 #[tokio::test]
 async fn long_texts_are_split_into_windows_and_averaged() {
     let files = fixture("bert");
-    let settings = ModelSettings { backend: BackendChoice::Candle, warmup_passes: 0, threads: 1, ..ModelSettings::default() };
-    let classifier = tokio::task::spawn_blocking(move || Classifier::load(files, &settings, &BatchingSettings::default()))
-        .await
-        .expect("join")
-        .expect("load classifier");
+    let settings =
+        ModelSettings { backend: BackendChoice::Candle, warmup_passes: 0, threads: 1, ..ModelSettings::default() };
+    let classifier =
+        tokio::task::spawn_blocking(move || Classifier::load(files, &settings, &BatchingSettings::default()))
+            .await
+            .expect("join")
+            .expect("load classifier");
     // The tiny model takes 40 tokens; 100 words need three windows.
     let long: String = (0..100).map(|i| format!("w{}", i % 28)).collect::<Vec<_>>().join(" ");
     let chunked = classifier.classify(vec![long.clone()], Truncation::Chunk).await.expect("chunk");

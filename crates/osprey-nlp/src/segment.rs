@@ -41,13 +41,14 @@
 //!    - ellipses (`...`, `..`, `…`) split unless the next word is lowercase
 //!      (`Wait... what?` is one sentence);
 //!    - a single `.` splits unless the word before it is an abbreviation:
-//!      titles (`Mr.`, `Dr.`, `Prof.`, `St.`) and inline abbreviations
+//!      common titles (`Mr.`, `Dr.`, `Prof.`, `St.`) and inline abbreviations
 //!      (`e.g.`, `i.e.`, `vs.`, `approx.`) never split; reference
 //!      abbreviations (`No.`, `Fig.`, `Vol.`, `p.`) split unless a number
 //!      follows; abbreviations that often end a sentence (`etc.`, `Inc.`,
 //!      `Ltd.`, `Jr.`, months) split only before a capitalised word; single
-//!      initials (`J. R. R. Tolkien`) and initialisms (`U.S.`, `a.m.`) split
-//!      only before a capitalised common sentence opener (`It`, `The`, `We`…);
+//!      initials (`J. R. R. Tolkien`), initialisms (`U.S.`, `a.m.`) and titles
+//!      that are also words (`Gen.`, `Rep.`, `Sen.`) split only before a
+//!      capitalised common sentence opener (`It`, `The`, `We`…);
 //!      a bare number of up to three digits that opens the sentence or
 //!      follows a colon is an inline list marker (`Steps: 1. Mix 2. Bake`
 //!      splits only at real sentence ends). After an abbreviation, a newline
@@ -633,10 +634,13 @@ enum Abbrev {
 }
 
 const NEVER: &[&str] = &[
-    "mr", "mrs", "ms", "mx", "dr", "prof", "st", "mt", "col", "lt", "sgt", "capt", "cmdr", "adm", "gov", "sen", "rep",
-    "rev", "hon", "pres", "supt", "messrs", "mme", "mlle", "e.g", "eg", "i.e", "ie", "vs", "v", "cf", "viz", "approx",
-    "appx", "incl", "esp", "resp", "ca", "aka", "a.k.a",
+    "mr", "mrs", "ms", "mx", "dr", "prof", "st", "mt", "messrs", "mme", "mlle", "e.g", "eg", "i.e", "ie", "vs", "v",
+    "cf", "viz", "approx", "appx", "incl", "esp", "resp", "ca", "aka", "a.k.a",
 ];
+/// Titles that are also everyday words (`one more rep.`): treated like
+/// initials, as a name follows them but a sentence opener rarely does.
+const RARE_TITLES: &[&str] =
+    &["col", "lt", "sgt", "capt", "cmdr", "adm", "gov", "sen", "rep", "rev", "hon", "pres", "supt", "gen"];
 const REFERENCE: &[&str] =
     &["no", "nos", "fig", "figs", "vol", "vols", "pp", "p", "pg", "art", "ch", "chap", "sec", "eq", "eqs", "ref", "op"];
 const FLEXIBLE: &[&str] = &[
@@ -666,6 +670,9 @@ fn classify_abbrev(s: &str, sentence: usize, word_start: usize, word_end: usize)
     }
     if FLEXIBLE.contains(&lower) {
         return Abbrev::Flexible;
+    }
+    if RARE_TITLES.contains(&lower) {
+        return Abbrev::Initial;
     }
     let mut chars = word.chars();
     if let (Some(c), None) = (chars.next(), chars.next()) {
@@ -884,6 +891,8 @@ mod tests {
         assert_eq!(split("It was Plan B. We had no other."), ["It was Plan B.", "We had no other."]);
         assert_eq!(split("I said no. Then I left."), ["I said no.", "Then I left."]);
         assert_eq!(split("Thanks OP. This helped."), ["Thanks OP.", "This helped."]);
+        assert_eq!(split("One more rep. Then rest."), ["One more rep.", "Then rest."]);
+        assert_eq!(split("Ask Gen. Patton."), ["Ask Gen. Patton."]);
     }
 
     #[test]

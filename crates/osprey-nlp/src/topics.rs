@@ -132,7 +132,12 @@ mod tests {
     fn index() -> TopicIndex {
         TopicIndex::new(
             vec!["x".into(), "y".into(), "z".into()],
-            vec![(0, vec![1.0, 0.0, 0.0]), (1, vec![0.0, 2.0, 0.0]), (1, vec![0.0, 1.0, 1.0]), (2, vec![0.0, 0.0, 1.0])],
+            vec![
+                (0, vec![1.0, 0.0, 0.0]),
+                (1, vec![0.0, 2.0, 0.0]),
+                (1, vec![0.0, 1.0, 1.0]),
+                (2, vec![0.0, 0.0, 1.0]),
+            ],
         )
         .expect("valid index")
     }

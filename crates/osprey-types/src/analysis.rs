@@ -107,9 +107,13 @@ pub struct EmotionResponse {
 pub enum SmoothingSpec {
     None,
     /// Centred rolling mean over `window` segments.
-    Rolling { window: usize },
+    Rolling {
+        window: usize,
+    },
     /// Keep the `low_pass` lowest DCT components (as syuzhet's `get_dct_transform`).
-    Dct { low_pass: usize },
+    Dct {
+        low_pass: usize,
+    },
 }
 
 impl Default for SmoothingSpec {

@@ -160,7 +160,10 @@ impl Analyzer {
         if text.len() > self.settings.max_text_chars && text.chars().count() > self.settings.max_text_chars {
             return Err(ApiError::new(
                 ErrorCode::InputTooLong,
-                format!("`{field}` is longer than {} characters (analysis.max_text_chars)", self.settings.max_text_chars),
+                format!(
+                    "`{field}` is longer than {} characters (analysis.max_text_chars)",
+                    self.settings.max_text_chars
+                ),
             ));
         }
         Ok(())
@@ -181,9 +184,10 @@ impl Analyzer {
         let missing: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
         if !missing.is_empty() {
             let todo: Vec<String> = missing.iter().map(|&i| texts[i].clone()).collect();
-            let scores: Vec<SentimentScores> =
-                off_runtime(&todo, move |todo| todo.iter().map(|t| wire_sentiment(&vader.polarity_scores(t))).collect())
-                    .await?;
+            let scores: Vec<SentimentScores> = off_runtime(&todo, move |todo| {
+                todo.iter().map(|t| wire_sentiment(&vader.polarity_scores(t))).collect()
+            })
+            .await?;
             for (i, s) in missing.into_iter().zip(scores) {
                 self.caches.sentiment.insert(keys[i], Arc::new(s));
                 out[i] = Some(s);
@@ -247,8 +251,8 @@ impl Analyzer {
                 // The lexicon path: CPU only, so off the runtime for big inputs.
                 self.emotion.record_fallback(reason, texts.len());
                 let lexicon = osprey_nlp::emotion::EmotionLexicon::builtin();
-                let dists = off_runtime(texts, move |t| t.iter().map(|x| lexicon.score(x).dist).collect::<Vec<_>>())
-                    .await?;
+                let dists =
+                    off_runtime(texts, move |t| t.iter().map(|x| lexicon.score(x).dist).collect::<Vec<_>>()).await?;
                 return Ok(dists.into_iter().map(|dist| EmotionOutcome { dist, path: EmotionPath::Lexicon }).collect());
             }
         };
@@ -379,10 +383,9 @@ impl Analyzer {
 
     /// The topic set `name`, re-embedded first if the embedding model changed.
     pub async fn topic_set(&self, name: &str, embedder: &Embedder) -> ApiResult<Arc<TopicSet>> {
-        let set = self
-            .topics
-            .get(name)
-            .ok_or_else(|| ApiError::not_found(format!("no topic set named {name:?}; create it with PUT /v1/topics/{name}")))?;
+        let set = self.topics.get(name).ok_or_else(|| {
+            ApiError::not_found(format!("no topic set named {name:?}; create it with PUT /v1/topics/{name}"))
+        })?;
         let revision = format!("{}@{}", embedder.info().id, embedder.info().revision);
         if set.revision == revision {
             return Ok(set);
@@ -420,7 +423,8 @@ impl Analyzer {
         let mut results = Vec::with_capacity(texts.len());
         let mut offset = 0;
         for (post, segs) in req.posts.iter().zip(&per_post) {
-            let post_vec = osprey_nlp::topics::mean_direction(vectors[offset..offset + segs.len()].iter().map(Vec::as_slice));
+            let post_vec =
+                osprey_nlp::topics::mean_direction(vectors[offset..offset + segs.len()].iter().map(Vec::as_slice));
             offset += segs.len();
             results.push(FilterResult { id: post.id.clone(), topic: topic_match(&set, &post_vec, threshold) });
         }
@@ -588,7 +592,11 @@ fn build_trajectory(
             volatility: arc.volatility,
             peaks: arc.peaks.iter().map(|p| point(p.index, p.value)).collect(),
             troughs: arc.troughs.iter().map(|p| point(p.index, p.value)).collect(),
-            turning_points: arc.turning_points.iter().map(|&i| point(i, smoothed.get(i).copied().unwrap_or(0.0))).collect(),
+            turning_points: arc
+                .turning_points
+                .iter()
+                .map(|&i| point(i, smoothed.get(i).copied().unwrap_or(0.0)))
+                .collect(),
             shape,
             arc: arc.arc.map(String::from),
         },

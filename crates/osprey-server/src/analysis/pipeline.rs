@@ -68,7 +68,8 @@ impl Analyzer {
         let vader = self.vader()?;
 
         let wants = |t: Task| tasks.contains(&t);
-        let need_embeddings = wants(Task::Topics) || (wants(Task::Summary) && req.summary_method != SummaryMethod::Tfidf);
+        let need_embeddings =
+            wants(Task::Topics) || (wants(Task::Summary) && req.summary_method != SummaryMethod::Tfidf);
         let embedder = if need_embeddings {
             match self.embedder().await {
                 Ok(e) => Some(e),
@@ -97,7 +98,12 @@ impl Analyzer {
                 .json(&(k, req.summary_method, threshold))
                 .str(&self.emotion.model_revision().unwrap_or_default())
                 .str(&embedder.as_ref().map(|e| format!("{}@{}", e.info().id, e.info().revision)).unwrap_or_default())
-                .str(&topic_set.as_ref().map(|s| format!("{}#{}@{}", s.info.name, s.info.version, s.revision)).unwrap_or_default());
+                .str(
+                    &topic_set
+                        .as_ref()
+                        .map(|s| format!("{}#{}@{}", s.info.name, s.info.version, s.revision))
+                        .unwrap_or_default(),
+                );
             kb
         };
         let mut results: Vec<Option<PostAnalysis>> = vec![None; req.posts.len()];
@@ -170,7 +176,13 @@ impl Analyzer {
             let emotion = (wants(Task::Emotion) && !emotions.is_empty())
                 .then(|| weighted_emotion(&w.segs, &emotions[range.clone()]).to_wire());
             let trajectory = (wants(Task::Trajectory) && !emotions.is_empty()).then(|| {
-                build_trajectory(&w.text, &w.segs, &sentence_vader[range.clone()], &emotions[range.clone()], req.smoothing)
+                build_trajectory(
+                    &w.text,
+                    &w.segs,
+                    &sentence_vader[range.clone()],
+                    &emotions[range.clone()],
+                    req.smoothing,
+                )
             });
             let summary = wants(Task::Summary).then(|| {
                 let (scores, method) = if vectors.is_empty() || w.segs.len() < 2 {

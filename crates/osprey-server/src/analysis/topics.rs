@@ -255,8 +255,7 @@ fn read_set(path: &Path) -> Result<TopicSet, String> {
     let mut pairs = Vec::with_capacity(phrases.len());
     for ((topic, _), v) in phrases.into_iter().zip(&file.vectors) {
         let raw = b64.decode(v).map_err(|e| e.to_string())?;
-        let vector: Vec<f32> =
-            raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let vector: Vec<f32> = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         pairs.push((topic, vector));
     }
     let labels = file.info.topics.iter().map(|t| t.label.clone()).collect();

@@ -6,9 +6,9 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use osprey_types::analysis::{
-    AnalyzeRequest, AnalyzeResponse, EmotionRequest, EmotionResponse, FilterRequest, FilterResponse,
-    SentimentRequest, SentimentResponse, SummarizeRequest, SummaryResult, TopicSetInfo, TopicSetList,
-    TopicSetRequest, TrajectoryRequest, TrajectoryResponse,
+    AnalyzeRequest, AnalyzeResponse, EmotionRequest, EmotionResponse, FilterRequest, FilterResponse, SentimentRequest,
+    SentimentResponse, SummarizeRequest, SummaryResult, TopicSetInfo, TopicSetList, TopicSetRequest, TrajectoryRequest,
+    TrajectoryResponse,
 };
 use osprey_types::error::ErrorBody;
 

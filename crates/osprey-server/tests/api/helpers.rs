@@ -70,7 +70,19 @@ pub fn test_settings(model: &std::path::Path) -> Settings {
     s.model.warmup_passes = 1;
     s.server.max_body_bytes = 256 * 1024;
     s.batching.max_client_batch_size = 64;
+    s.analysis.vader_dir = repo_root().join("models/vader");
+    s.server.data_dir = temp_dir("data");
     s
+}
+
+/// A fresh, empty directory under the system temp dir.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("osprey-test-{}-{tag}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
 }
 
 /// Starts a server with `settings` on its own thread and runtime; returns
@@ -81,13 +93,14 @@ pub fn spawn_app(settings: Settings) -> TestApp {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         rt.block_on(async move {
             let app = Application::build(settings).await.expect("build app");
-            let (port, registry) = (app.port(), app.state().registry.clone());
+            let (port, registry, analyzer) = (app.port(), app.state().registry.clone(), app.state().analyzer.clone());
             tokio::spawn(app.run_with_shutdown(std::future::pending()));
             let deadline = Instant::now() + Duration::from_secs(120);
-            while registry.readiness().is_err() && Instant::now() < deadline {
+            let ready = || registry.readiness().and_then(|()| analyzer.readiness());
+            while ready().is_err() && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            let _ = tx.send((port, registry.readiness(), registry.clone()));
+            let _ = tx.send((port, ready(), registry.clone()));
             std::future::pending::<()>().await;
         });
     });
