@@ -65,6 +65,10 @@ pub struct EmbedBenchArgs {
 pub fn run(cmd: crate::cli::BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         crate::cli::BenchCommand::Embed(args) => embed(&args).map(|()| ExitCode::SUCCESS),
+        crate::cli::BenchCommand::Analysis(args) => crate::bench_analysis::analysis(&args).map(|()| ExitCode::SUCCESS),
+        crate::cli::BenchCommand::EmotionModel(args) => {
+            crate::bench_analysis::emotion_model(&args).map(|()| ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -76,7 +80,7 @@ fn threads(args: &EmbedBenchArgs) -> usize {
     }
 }
 
-fn read_corpus(dir: &Path, name: &str, n: usize) -> anyhow::Result<Vec<String>> {
+pub(crate) fn read_corpus(dir: &Path, name: &str, n: usize) -> anyhow::Result<Vec<String>> {
     let path = dir.join(format!("{name}.txt"));
     let text = std::fs::read_to_string(&path).with_context(|| format!("failed to read {}", path.display()))?;
     let lines: Vec<String> = text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect();
@@ -110,7 +114,7 @@ fn embed(args: &EmbedBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn machine() -> Value {
+pub(crate) fn machine() -> Value {
     let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| {
         s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
     });
@@ -170,14 +174,7 @@ fn in_process(args: &EmbedBenchArgs, texts: &[String], threads: usize) -> anyhow
 }
 
 fn run_baseline(args: &EmbedBenchArgs, corpus: &str, n: usize, threads: usize) -> anyhow::Result<Value> {
-    let python = args.python.clone().unwrap_or_else(|| {
-        let venv = PathBuf::from(".venv/bin/python");
-        if venv.is_file() {
-            venv
-        } else {
-            PathBuf::from("python3")
-        }
-    });
+    let python = python(args.python.as_ref());
     eprintln!("   baseline: sentence-transformers via {}", python.display());
     let out = Command::new(&python)
         .args(["scripts/bench/baseline.py", "--model", &args.model, "--corpus", corpus])
@@ -193,10 +190,22 @@ fn run_baseline(args: &EmbedBenchArgs, corpus: &str, n: usize, threads: usize) -
     serde_json::from_slice(&out.stdout).context("baseline printed no JSON")
 }
 
+/// The Python for baselines: `explicit`, else `.venv/bin/python`, else `python3`.
+pub(crate) fn python(explicit: Option<&PathBuf>) -> PathBuf {
+    explicit.cloned().unwrap_or_else(|| {
+        let venv = PathBuf::from(".venv/bin/python");
+        if venv.is_file() {
+            venv
+        } else {
+            PathBuf::from("python3")
+        }
+    })
+}
+
 /// Starts `osprey serve` as a child on a free loopback port.
-struct Server {
-    child: Child,
-    port: u16,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
 }
 
 impl Drop for Server {
@@ -206,11 +215,11 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn rss_bytes(pid: u32, field: &str) -> u64 {
+pub(crate) fn rss_bytes(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {

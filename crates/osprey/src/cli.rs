@@ -58,4 +58,8 @@ pub enum ModelsCommand {
 pub enum BenchCommand {
     /// Embedding throughput and latency, in-process and over HTTP, against sentence-transformers.
     Embed(crate::bench::EmbedBenchArgs),
+    /// Sentiment, emotion and one-pass analyze throughput and latency, against vaderSentiment.
+    Analysis(crate::bench_analysis::AnalysisBenchArgs),
+    /// Emotion classifier throughput and logits against transformers.
+    EmotionModel(crate::bench_analysis::EmotionModelBenchArgs),
 }

@@ -6,8 +6,10 @@
 //! - [`config`]: settings layering (file → env → flags).
 //! - [`models`]: `osprey models list|pull|info`.
 //! - [`bench`]: `osprey bench embed`.
+//! - [`bench_analysis`]: `osprey bench analysis` and `osprey bench emotion-model`.
 
 pub mod bench;
+pub mod bench_analysis;
 pub mod cli;
 pub mod config;
 pub mod models;

@@ -131,7 +131,9 @@ mod tests {
         for i in 0..1_000u128 {
             cache.insert(i, Arc::new(i));
         }
-        cache.cache.as_ref().map(|c| c.run_pending_tasks());
+        if let Some(c) = cache.cache.as_ref() {
+            c.run_pending_tasks();
+        }
         assert!(cache.entries() <= 50, "{} entries", cache.entries());
     }
 }
