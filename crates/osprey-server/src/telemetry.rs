@@ -67,6 +67,13 @@ fn describe() {
     describe_gauge!(m::MODEL_WARMUP_SECONDS, Unit::Seconds, "Time of the warm-up passes");
     describe_gauge!(m::MODEL_WEIGHT_BYTES, Unit::Bytes, "Size of the model's weights file");
     describe_gauge!(m::MODEL_LOADED, "1 while the model is loaded");
+    describe_histogram!(m::ANALYSIS_STAGE_SECONDS, Unit::Seconds, "Time per analysis stage");
+    describe_counter!(m::ANALYSIS_TEXTS_TOTAL, "Texts or posts analysed, by task");
+    describe_counter!(m::EMOTION_PATH_TOTAL, "Emotion answers by the path that produced them");
+    describe_counter!(m::EMOTION_FALLBACKS_TOTAL, "Emotion answers that fell back to the lexicon, by reason");
+    describe_counter!(m::RESULT_CACHE_REQUESTS_TOTAL, "Result-cache look-ups by task and result");
+    describe_counter!(m::RESULT_CACHE_EVICTIONS_TOTAL, "Result-cache evictions by task and cause");
+    describe_gauge!(m::RESULT_CACHE_ENTRIES, "Entries per result cache");
 }
 
 /// Counts and times every request by route template and status class.

@@ -56,6 +56,12 @@ pub struct ServeOverrides {
     /// Log filter, e.g. info or osprey_engine=debug (log.level).
     #[arg(long)]
     pub log_level: Option<String>,
+    /// Emotion sequence-classification model directory or hub id (analysis.emotion.model).
+    #[arg(long)]
+    pub emotion_model: Option<String>,
+    /// Directory of VADER's lexicon files (analysis.vader_dir).
+    #[arg(long)]
+    pub vader_dir: Option<PathBuf>,
 }
 
 impl ServeOverrides {
@@ -114,6 +120,12 @@ impl ServeOverrides {
         if let Some(v) = &self.log_level {
             put("log", "level", json!(v))
         }
+        if let Some(v) = &self.vader_dir {
+            put("analysis", "vader_dir", json!(v))
+        }
+        if let Some(v) = &self.emotion_model {
+            put("analysis", "emotion", json!({ "model": v }))
+        }
         serde_json::Value::Object(root)
     }
 }
@@ -170,6 +182,27 @@ mod tests {
             let no_flags =
                 load(Some(Path::new("osprey.toml")), &ServeOverrides::default()).map_err(|e| e.to_string())?;
             assert_eq!(no_flags.server.bind, "127.0.0.1:9100", "env beats file");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn analysis_settings_layer_with_nested_sections() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "osprey.toml",
+                "[analysis]\nsummary_k = 5\n[analysis.emotion]\nmodel_weight = 0.6\nvader_weight = 0.4\n[analysis.cache]\nemotion_cache_size = 42\n",
+            )?;
+            jail.set_env("OSPREY_ANALYSIS__CACHE__TTL", "30s");
+            let flags = ServeOverrides { emotion_model: Some("models/emo".into()), ..Default::default() };
+            let s = load(Some(Path::new("osprey.toml")), &flags).map_err(|e| e.to_string())?;
+            assert_eq!(s.analysis.summary_k, 5);
+            assert_eq!(s.analysis.emotion.model, "models/emo", "flag");
+            assert!((s.analysis.emotion.model_weight - 0.6).abs() < 1e-6, "file, beside the flag's key");
+            assert_eq!(s.analysis.cache.emotion_cache_size, 42);
+            assert_eq!(s.analysis.cache.ttl, std::time::Duration::from_secs(30), "env");
+            jail.create_file("bad.toml", "[analysis.emotion]\nmodel_weight = -1.0\n")?;
+            assert!(load(Some(Path::new("bad.toml")), &ServeOverrides::default()).is_err());
             Ok(())
         });
     }
