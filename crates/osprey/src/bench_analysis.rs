@@ -56,9 +56,12 @@ pub struct AnalysisBenchArgs {
     /// Concurrent HTTP clients.
     #[arg(long, default_value_t = 100)]
     pub concurrency: usize,
-    /// Requests per HTTP route.
+    /// Requests per HTTP route and mode.
     #[arg(long, default_value_t = 20_000)]
     pub requests: usize,
+    /// Requests per second of the paced HTTP run (0: saturated run only).
+    #[arg(long, default_value_t = 10_000.0)]
+    pub rate: f64,
     /// Python with vaderSentiment for the baseline (default: .venv/bin/python, else python3).
     #[arg(long, env = "OSPREY_BENCH_PYTHON")]
     pub python: Option<PathBuf>,
@@ -332,54 +335,109 @@ fn http(args: &AnalysisBenchArgs, texts: &[String]) -> anyhow::Result<Value> {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })?;
-    let texts = Arc::new(texts.to_vec());
-    let mut out = json!({ "concurrency": args.concurrency });
+    // Bodies are serialised and the URL parsed once, so the client spends its
+    // share of the two cores on requests, not on preparing them.
+    let bodies: Arc<Vec<Vec<u8>>> =
+        Arc::new(texts.iter().map(|t| serde_json::to_vec(&json!({ "inputs": t }))).collect::<Result<_, _>>()?);
+    let mut out = json!({ "concurrency": args.concurrency, "rate": args.rate });
     for route in ["/v1/sentiment", "/v1/emotion"] {
-        let n = args.requests;
-        let (hist, secs, errors) = rt.block_on(async {
-            let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-            let started = Instant::now();
-            let mut tasks = Vec::new();
-            for _ in 0..args.concurrency {
-                let (client, texts, next, url) =
-                    (client.clone(), Arc::clone(&texts), Arc::clone(&next), format!("{base}{route}"));
-                tasks.push(tokio::spawn(async move {
-                    let mut h = Histogram::<u64>::new(3)?;
-                    let mut errors = 0u64;
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if i >= n {
-                            return Ok::<_, anyhow::Error>((h, errors));
-                        }
-                        let t = Instant::now();
-                        let r = client.post(&url).json(&json!({ "inputs": texts[i % texts.len()] })).send().await?;
-                        let ok = r.status().is_success();
-                        r.bytes().await?;
-                        h.record(t.elapsed().as_micros().max(1) as u64)?;
-                        errors += u64::from(!ok);
-                    }
-                }));
+        let url: reqwest::Url = format!("{base}{route}").parse()?;
+        let mut entry = json!({});
+        for (mode, rate) in [("saturated", None), ("paced", (args.rate > 0.0).then_some(args.rate))] {
+            if mode == "paced" && rate.is_none() {
+                continue;
             }
-            let (mut all, mut errors) = (Histogram::<u64>::new(3)?, 0);
-            for t in tasks {
-                let (h, e) = t.await??;
-                all.add(h)?;
-                errors += e;
-            }
-            Ok::<_, anyhow::Error>((all, started.elapsed().as_secs_f64(), errors))
-        })?;
-        eprintln!(
-            "   http {route}, {} clients: {:.0} req/s, p50 {:.2} ms p95 {:.2} ms p99 {:.2} ms, {errors} errors",
-            args.concurrency,
-            n as f64 / secs,
-            ms(&hist, 0.5),
-            ms(&hist, 0.95),
-            ms(&hist, 0.99)
-        );
-        out[route] = json!({ "requests": n, "seconds": secs, "requests_per_s": n as f64 / secs, "errors": errors, "latency_ms": latency(&hist) });
+            let load = Load {
+                client: &client,
+                url: &url,
+                bodies: &bodies,
+                concurrency: args.concurrency,
+                requests: args.requests,
+                rate,
+            };
+            let (hist, secs, errors) = rt.block_on(load.run())?;
+            let n = args.requests;
+            eprintln!(
+                "   http {route} {mode}, {} clients: {:.0} req/s, p50 {:.2} ms p95 {:.2} ms p99 {:.2} ms, {errors} errors",
+                args.concurrency,
+                n as f64 / secs,
+                ms(&hist, 0.5),
+                ms(&hist, 0.95),
+                ms(&hist, 0.99)
+            );
+            entry[mode] = json!({ "requests": n, "seconds": secs, "requests_per_s": n as f64 / secs, "errors": errors, "latency_ms": latency(&hist) });
+        }
+        out[route] = entry;
     }
     out["server_rss_peak_bytes"] = json!(rss_bytes(server.child.id(), "VmHWM:"));
     Ok(out)
+}
+
+/// N concurrent single-text clients on one route. Saturated (`rate: None`):
+/// each client sends its next request as soon as the last one answers.
+/// Paced: the clients together send `rate` requests per second on a fixed
+/// schedule, and latency counts from each request's scheduled time, so a
+/// stall is charged to every request it delays (no coordinated omission).
+struct Load<'a> {
+    client: &'a reqwest::Client,
+    url: &'a reqwest::Url,
+    bodies: &'a Arc<Vec<Vec<u8>>>,
+    concurrency: usize,
+    requests: usize,
+    rate: Option<f64>,
+}
+
+impl Load<'_> {
+    async fn run(&self) -> anyhow::Result<(Histogram<u64>, f64, u64)> {
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let started = tokio::time::Instant::now();
+        let mut tasks = Vec::new();
+        for k in 0..self.concurrency {
+            let (client, bodies, next, url) =
+                (self.client.clone(), Arc::clone(self.bodies), Arc::clone(&next), self.url.clone());
+            let (n, c, rate) = (self.requests, self.concurrency, self.rate);
+            tasks.push(tokio::spawn(async move {
+                let mut h = Histogram::<u64>::new(3)?;
+                let mut errors = 0u64;
+                let mut j = 0usize;
+                loop {
+                    // Saturated clients share a counter; paced client k sends requests k, k + c, k + 2c, …
+                    let (i, scheduled) = match rate {
+                        None => (next.fetch_add(1, std::sync::atomic::Ordering::Relaxed), None),
+                        Some(r) => {
+                            let i = k + j * c;
+                            j += 1;
+                            (i, Some(started + Duration::from_secs_f64(i as f64 / r)))
+                        }
+                    };
+                    if i >= n {
+                        return Ok::<_, anyhow::Error>((h, errors));
+                    }
+                    if let Some(at) = scheduled {
+                        tokio::time::sleep_until(at).await;
+                    }
+                    let t = scheduled.unwrap_or_else(tokio::time::Instant::now);
+                    let r = client
+                        .post(url.clone())
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(bodies[i % bodies.len()].clone())
+                        .send()
+                        .await?;
+                    let ok = r.status().is_success();
+                    r.bytes().await?;
+                    h.record(t.elapsed().as_micros().max(1) as u64)?;
+                    errors += u64::from(!ok);
+                }
+            }));
+        }
+        let (mut all, mut errors) = (Histogram::<u64>::new(3)?, 0);
+        for t in tasks {
+            let (h, e) = t.await??;
+            all.add(h)?;
+            errors += e;
+        }
+        Ok((all, started.elapsed().as_secs_f64(), errors))
+    }
 }
 
 fn print_analysis(r: &Value) {
@@ -405,11 +463,16 @@ fn print_analysis(r: &Value) {
         f(&r["cached_repeat_us"]["analyze"]["p99"]),
         f(&r["cached_repeat_us"]["emotion"]["p99"])
     );
-    for route in ["/v1/sentiment", "/v1/emotion"] {
-        let h = &r["http"][route];
+    for (route, mode) in [
+        ("/v1/sentiment", "saturated"),
+        ("/v1/sentiment", "paced"),
+        ("/v1/emotion", "saturated"),
+        ("/v1/emotion", "paced"),
+    ] {
+        let h = &r["http"][route][mode];
         if h.is_object() {
             println!(
-                "| HTTP {route}, {} clients: req/s; p50 / p95 / p99 ms | {:.0}; {:.2} / {:.2} / {:.2} | – | – |",
+                "| HTTP {route}, {} clients, {mode}: req/s; p50 / p95 / p99 ms | {:.0}; {:.2} / {:.2} / {:.2} | – | – |",
                 r["http"]["concurrency"],
                 f(&h["requests_per_s"]),
                 f(&h["latency_ms"]["p50"]),
