@@ -369,8 +369,13 @@ pub fn create_backend(
         candle::CandleBackend,
         ort::{OrtBackend, OrtOptions},
     };
-    let ort_opts =
-        OrtOptions { library: settings.ort_library.clone(), intra_threads: settings.threads, spinning: true };
+    let ort_opts = OrtOptions {
+        library: settings.ort_library.clone(),
+        intra_threads: settings.threads,
+        spinning: true,
+        // A model read through its first token needs no other row from the last layer.
+        first_token_only: settings.pooling == Some(crate::model::Pooling::Cls),
+    };
     let cuda = |n: usize| -> Result<Box<dyn Backend>> {
         let device = candle_core::Device::new_cuda(n).map_err(|e| EngineError::Device(format!("cuda:{n}: {e}")))?;
         Ok(Box::new(CandleBackend::load(files, config, device)?))

@@ -213,6 +213,18 @@ impl GraphBuilder {
         name
     }
 
+    /// Adds an i64 initializer (indices for `Gather`).
+    fn init_i64(&mut self, hint: &str, dims: &[usize], values: &[i64]) -> String {
+        let name = self.fresh(hint);
+        self.inits.push(TensorProto {
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: INT64,
+            name: name.clone(),
+            raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        });
+        name
+    }
+
     /// Adds a weight tensor unchanged.
     fn tensor(&mut self, hint: &str, t: &Tensor) -> Result<String> {
         let dims = t.dims().to_vec();
@@ -243,8 +255,22 @@ fn linear_t(t: &Tensor) -> Result<Tensor> {
 }
 
 /// Serialises the encoder described by `config` and `weights` as an ONNX
-/// model (bytes of a `ModelProto`).
+/// model (bytes of a `ModelProto`) whose output is every token's hidden state.
 pub fn export_bert(config: &ModelConfig, weights: &HashMap<String, Tensor>) -> Result<Vec<u8>> {
+    export_bert_with(config, weights, false)
+}
+
+/// Like [`export_bert`]; with `first_token_only`, the last layer computes
+/// only the first token's row after attention (its keys and values still
+/// come from every token), and the output is `[batch, 1, hidden]`. That is
+/// all `cls` pooling and classification heads read, and it skips the last
+/// layer's output projection and feed-forward block for every other token:
+/// about a seventh of a 6-layer encoder's arithmetic.
+pub fn export_bert_with(
+    config: &ModelConfig,
+    weights: &HashMap<String, Tensor>,
+    first_token_only: bool,
+) -> Result<Vec<u8>> {
     super::check_supported(config)?;
     let h = config.hidden_size;
     let eps = config.layer_norm_eps as f32;
@@ -296,12 +322,18 @@ pub fn export_bert(config: &ModelConfig, weights: &HashMap<String, Tensor>) -> R
         )?;
         let qkv_w = g.tensor(&format!("l{i}_qkv_w"), &qkv_w)?;
         let qkv_b = g.tensor(&format!("l{i}_qkv_b"), &qkv_b)?;
-        let attn = g.node(
+        let mut attn = g.node(
             "Attention",
             MS,
             &[&x, &qkv_w, &qkv_b, &mask],
             vec![("num_heads", Attr::I(config.num_attention_heads as i64))],
         );
+        if first_token_only && i + 1 == config.num_hidden_layers {
+            // From here on only the first token's row: [batch, 1, hidden].
+            let first = g.init_i64("first_token", &[1], &[0]);
+            attn = g.node("Gather", "", &[&attn, &first], vec![("axis", Attr::I(1))]);
+            x = g.node("Gather", "", &[&x, &first], vec![("axis", Attr::I(1))]);
+        }
         let o_w = g.tensor(&format!("l{i}_attn_out_w"), &linear_t(get("attention.output.dense.weight")?)?)?;
         let o_b = g.tensor(&format!("l{i}_attn_out_b"), get("attention.output.dense.bias")?)?;
         let o = g.node("MatMul", "", &[&attn, &o_w], vec![]);
@@ -355,7 +387,11 @@ pub fn export_bert(config: &ModelConfig, weights: &HashMap<String, Tensor>) -> R
                 .iter()
                 .map(|n| value_info(n, INT64, &dims))
                 .collect(),
-            output: vec![value_info("last_hidden_state", FLOAT, &["batch", "seq", &h.to_string()])],
+            output: vec![value_info(
+                "last_hidden_state",
+                FLOAT,
+                &["batch", if first_token_only { "1" } else { "seq" }, &h.to_string()],
+            )],
         }),
     };
     Ok(model.encode_to_vec())

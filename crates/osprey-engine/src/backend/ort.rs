@@ -26,11 +26,14 @@ pub struct OrtOptions {
     pub intra_threads: usize,
     /// Let idle worker threads spin between operators (lower latency, burns CPU).
     pub spinning: bool,
+    /// Build the graph for `cls` pooling only: the last layer computes the
+    /// first token alone (see [`super::onnx_export::export_bert_with`]).
+    pub first_token_only: bool,
 }
 
 impl Default for OrtOptions {
     fn default() -> Self {
-        Self { library: None, intra_threads: 0, spinning: true }
+        Self { library: None, intra_threads: 0, spinning: true, first_token_only: false }
     }
 }
 
@@ -87,6 +90,7 @@ pub struct OrtBackend {
     /// RoBERTa numbers positions from `pad_token_id + 1`; BERT from 0.
     position_offset: Option<i64>,
     threads: usize,
+    first_token_only: bool,
 }
 
 impl OrtBackend {
@@ -103,7 +107,7 @@ impl OrtBackend {
         id: &str,
     ) -> Result<Self> {
         ensure_runtime(opts.library.as_deref())?;
-        let onnx = super::onnx_export::export_bert(config, weights)?;
+        let onnx = super::onnx_export::export_bert_with(config, weights, opts.first_token_only)?;
         let threads = if opts.intra_threads == 0 {
             std::thread::available_parallelism().map_or(1, usize::from)
         } else {
@@ -121,7 +125,13 @@ impl OrtBackend {
             .map_err(|e| EngineError::Backend(format!("creating ONNX Runtime session for {id}: {e}")))?;
         let position_offset =
             config.model_type.contains("roberta").then(|| i64::from(config.pad_token_id.unwrap_or(1)));
-        Ok(Self { session, hidden_size: config.hidden_size, position_offset, threads })
+        Ok(Self {
+            session,
+            hidden_size: config.hidden_size,
+            position_offset,
+            threads,
+            first_token_only: opts.first_token_only,
+        })
     }
 
     fn position_ids(&self, batch: &PaddedBatch) -> Vec<i64> {
@@ -161,6 +171,21 @@ impl Backend for OrtBackend {
         ];
         let outputs = self.session.run(inputs).map_err(EngineError::backend)?;
         let (_, hidden) = outputs["last_hidden_state"].try_extract_tensor::<f32>().map_err(EngineError::backend)?;
+        if self.first_token_only {
+            if pooling != Pooling::Cls {
+                return Err(EngineError::Backend(format!(
+                    "this session was built for cls pooling and cannot pool {pooling}"
+                )));
+            }
+            let want = batch.batch_size() * self.hidden_size;
+            if hidden.len() != want {
+                return Err(EngineError::Backend(format!(
+                    "first-token output holds {} values, expected {want}",
+                    hidden.len()
+                )));
+            }
+            return Ok(hidden.chunks_exact(self.hidden_size).map(<[f32]>::to_vec).collect());
+        }
         pool_hidden(hidden, batch, self.hidden_size, pooling)
     }
 
@@ -229,6 +254,30 @@ mod tests {
     fn exported_roberta_matches_reference() {
         check("roberta", "gelu", serde_json::json!({"pad_token_id": 1}), true);
         check("roberta", "gelu", serde_json::json!({"pad_token_id": 1}), false);
+    }
+
+    #[test]
+    fn first_token_graph_gives_the_full_graphs_cls_vectors() {
+        if !runtime_available() {
+            return;
+        }
+        for (model_type, extra) in
+            [("bert", serde_json::json!({})), ("roberta", serde_json::json!({"pad_token_id": 1}))]
+        {
+            let cfg = tiny_config(model_type, "gelu", extra);
+            let weights = tiny_weights(true);
+            let batch = batch_of(&tiny_sequences());
+            let mut full = OrtBackend::load_from_weights(&weights, &cfg, &OrtOptions::default(), "tiny").expect("load");
+            let opts = OrtOptions { first_token_only: true, ..OrtOptions::default() };
+            let mut first = OrtBackend::load_from_weights(&weights, &cfg, &opts, "tiny").expect("load");
+            let want = full.embed(&batch, Pooling::Cls).expect("full graph");
+            let got = first.embed(&batch, Pooling::Cls).expect("first-token graph");
+            assert_eq!(got.len(), want.len());
+            for (g, w) in got.iter().flatten().zip(want.iter().flatten()) {
+                assert!((g - w).abs() < 1e-5, "{model_type}: {g} vs {w}");
+            }
+            assert!(first.embed(&batch, Pooling::Mean).is_err(), "mean pooling needs every token");
+        }
     }
 
     #[test]
