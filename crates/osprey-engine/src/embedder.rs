@@ -35,8 +35,9 @@ pub struct ModelInfo {
     pub normalize: bool,
     pub vocab_size: usize,
     pub weight_bytes: u64,
-    /// Identifies these exact weights (size and modification time of the
-    /// weights file), so cached results of another revision are not reused.
+    /// Identifies these exact weights and how they are read (size and
+    /// modification time of the weights file, pooling), so cached results and
+    /// stored topic vectors of another revision are not reused.
     pub revision: String,
     pub load_seconds: f64,
     pub warmup_seconds: f64,
@@ -193,7 +194,7 @@ impl Embedder {
             .and_then(|m| m.modified().ok())
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos());
-        let revision = format!("{weight_bytes:x}-{mtime:x}");
+        let revision = format!("{weight_bytes:x}-{mtime:x}-{pooling}");
         let info = ModelInfo {
             id: files.id.clone(),
             path: files.dir.display().to_string(),

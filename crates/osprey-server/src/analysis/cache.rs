@@ -46,15 +46,22 @@ impl KeyBuilder {
     }
 }
 
+/// Roughly how many bytes a cached value holds, so that one huge answer (a
+/// trajectory of 40,000 sentences) is not kept where a thousand small ones fit.
+pub trait ApproxBytes {
+    fn approx_bytes(&self) -> usize;
+}
+
 /// One task's cache. Disabled (every look-up a miss, nothing stored) when its
-/// size is 0.
+/// size is 0. Values over `max_entry_bytes` are not stored.
 pub struct TaskCache<V> {
     task: &'static str,
     cache: Option<moka::sync::Cache<u128, Arc<V>>>,
+    max_entry_bytes: usize,
 }
 
-impl<V: Send + Sync + 'static> TaskCache<V> {
-    pub fn new(task: &'static str, capacity: u64, ttl: Duration) -> Self {
+impl<V: ApproxBytes + Send + Sync + 'static> TaskCache<V> {
+    pub fn new(task: &'static str, capacity: u64, ttl: Duration, max_entry_bytes: usize) -> Self {
         let cache = (capacity > 0).then(|| {
             moka::sync::Cache::builder()
                 .max_capacity(capacity)
@@ -70,7 +77,7 @@ impl<V: Send + Sync + 'static> TaskCache<V> {
                 })
                 .build()
         });
-        Self { task, cache }
+        Self { task, cache, max_entry_bytes }
     }
 
     pub fn get(&self, key: u128) -> Option<Arc<V>> {
@@ -82,6 +89,11 @@ impl<V: Send + Sync + 'static> TaskCache<V> {
     }
 
     pub fn insert(&self, key: u128, value: Arc<V>) {
+        if value.approx_bytes() > self.max_entry_bytes {
+            metrics::counter!(m::RESULT_CACHE_EVICTIONS_TOTAL, "task" => self.task, "cause" => "too_large")
+                .increment(1);
+            return;
+        }
         if let Some(cache) = &self.cache {
             cache.insert(key, value);
             metrics::gauge!(m::RESULT_CACHE_ENTRIES, "task" => self.task).set(cache.entry_count() as f64);
@@ -100,9 +112,73 @@ impl<V: Send + Sync + 'static> TaskCache<V> {
     }
 }
 
+mod sizes {
+    use osprey_types::analysis::{
+        EmotionScores, PostAnalysis, SentimentScores, SummaryResult, TopicMatch, TrajectoryResponse,
+    };
+
+    use super::ApproxBytes;
+
+    impl ApproxBytes for SentimentScores {
+        fn approx_bytes(&self) -> usize {
+            std::mem::size_of::<Self>()
+        }
+    }
+
+    impl ApproxBytes for EmotionScores {
+        fn approx_bytes(&self) -> usize {
+            // Seven map entries with short keys, plus the label.
+            7 * 64 + self.label.len() + std::mem::size_of::<Self>()
+        }
+    }
+
+    impl ApproxBytes for TrajectoryResponse {
+        fn approx_bytes(&self) -> usize {
+            let points = self.summary.peaks.len() + self.summary.troughs.len() + self.summary.turning_points.len();
+            self.segments.iter().map(|s| s.text.len() + 7 * 64 + 256).sum::<usize>() + points * 48 + 256
+        }
+    }
+
+    impl ApproxBytes for SummaryResult {
+        fn approx_bytes(&self) -> usize {
+            self.summary.len() + self.sentences.iter().map(|s| s.text.len() + 64).sum::<usize>() + 64
+        }
+    }
+
+    impl ApproxBytes for TopicMatch {
+        fn approx_bytes(&self) -> usize {
+            self.scores.keys().map(|k| k.len() + 48).sum::<usize>() + self.best_topic.len() + 64
+        }
+    }
+
+    impl ApproxBytes for PostAnalysis {
+        fn approx_bytes(&self) -> usize {
+            self.id.len()
+                + 64
+                + self.sentiment.as_ref().map_or(0, ApproxBytes::approx_bytes)
+                + self.emotion.as_ref().map_or(0, ApproxBytes::approx_bytes)
+                + self.trajectory.as_ref().map_or(0, ApproxBytes::approx_bytes)
+                + self.summary.as_ref().map_or(0, ApproxBytes::approx_bytes)
+                + self.topics.as_ref().map_or(0, ApproxBytes::approx_bytes)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl ApproxBytes for String {
+        fn approx_bytes(&self) -> usize {
+            self.len()
+        }
+    }
+
+    impl ApproxBytes for u128 {
+        fn approx_bytes(&self) -> usize {
+            16
+        }
+    }
 
     #[test]
     fn keys_differ_by_part_boundaries_and_content() {
@@ -116,18 +192,20 @@ mod tests {
 
     #[test]
     fn stores_and_returns_and_disables_at_zero() {
-        let cache = TaskCache::new("test", 10, Duration::from_secs(60));
+        let cache = TaskCache::new("test", 10, Duration::from_secs(60), 8);
         cache.insert(1, Arc::new("one".to_string()));
         assert_eq!(cache.get(1).as_deref().map(String::as_str), Some("one"));
         assert!(cache.get(2).is_none());
-        let off: TaskCache<String> = TaskCache::new("off", 0, Duration::from_secs(60));
+        cache.insert(3, Arc::new("longer than eight bytes".to_string()));
+        assert!(cache.get(3).is_none(), "over max_entry_bytes: not stored");
+        let off: TaskCache<String> = TaskCache::new("off", 0, Duration::from_secs(60), 1024);
         off.insert(1, Arc::new("x".into()));
         assert!(off.get(1).is_none());
     }
 
     #[test]
     fn size_bound_evicts() {
-        let cache = TaskCache::new("bound", 50, Duration::from_secs(60));
+        let cache = TaskCache::new("bound", 50, Duration::from_secs(60), 1024);
         for i in 0..1_000u128 {
             cache.insert(i, Arc::new(i));
         }

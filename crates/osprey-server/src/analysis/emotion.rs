@@ -128,6 +128,12 @@ impl EmotionService {
         }
     }
 
+    /// Whether `opts` would use the classifier now (so a lexicon answer is a
+    /// temporary fallback that must not be cached).
+    pub fn expects_model(&self, opts: ResolvedOptions) -> bool {
+        self.model_for(opts).is_ok()
+    }
+
     /// Model id and revision when the classifier is loaded (for cache keys and `/info`).
     pub fn model_revision(&self) -> Option<String> {
         self.model().ok().map(|c| format!("{}@{}", c.classifier.info().id, c.classifier.info().revision))
@@ -188,6 +194,14 @@ impl EmotionService {
         if texts.is_empty() {
             return Vec::new();
         }
+        if opts.model_weight <= 0.0 && opts.enable_vader && sentiments.len() == texts.len() {
+            // A zero-weight model adds nothing to the blend: skip the call.
+            metrics::counter!(m::EMOTION_PATH_TOTAL, "path" => "ensemble").increment(texts.len() as u64);
+            return sentiments
+                .iter()
+                .map(|s| EmotionOutcome { dist: vader_emotion(s), path: EmotionPath::Ensemble })
+                .collect();
+        }
         let owned: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
         let preds = match model.classifier.classify(owned, truncation).await {
             Ok(p) => p,
@@ -202,7 +216,7 @@ impl EmotionService {
                 return texts.iter().map(|t| self.lexicon(t)).collect();
             }
         };
-        let ensemble = opts.enable_vader && opts.vader_weight > 0.0 && opts.model_weight > 0.0;
+        let ensemble = opts.enable_vader && opts.vader_weight > 0.0;
         let path = if ensemble { EmotionPath::Ensemble } else { EmotionPath::Model };
         metrics::counter!(m::EMOTION_PATH_TOTAL, "path" => if ensemble { "ensemble" } else { "model" })
             .increment(texts.len() as u64);

@@ -44,6 +44,8 @@ use crate::error::{ApiError, ApiResult};
 /// Texts longer than this (in bytes, summed over a request) are analysed on
 /// the blocking pool rather than on the async runtime.
 const INLINE_BYTES: usize = 16 * 1024;
+/// Results assembled from more sentences than this are built on the blocking pool.
+const INLINE_SEGMENTS: usize = 256;
 
 struct Caches {
     sentiment: TaskCache<SentimentScores>,
@@ -81,12 +83,13 @@ impl Analyzer {
             e.to_string()
         });
         let c = &settings.cache;
+        let max = c.max_entry_bytes;
         let caches = Caches {
-            sentiment: TaskCache::new("sentiment", c.sentiment_cache_size, c.ttl),
-            emotion: TaskCache::new("emotion", c.emotion_cache_size, c.ttl),
-            trajectory: TaskCache::new("trajectory", c.trajectory_cache_size, c.ttl),
-            summary: TaskCache::new("summary", c.summary_cache_size, c.ttl),
-            analyze: TaskCache::new("analyze", c.analyze_cache_size, c.ttl),
+            sentiment: TaskCache::new("sentiment", c.sentiment_cache_size, c.ttl, max),
+            emotion: TaskCache::new("emotion", c.emotion_cache_size, c.ttl, max),
+            trajectory: TaskCache::new("trajectory", c.trajectory_cache_size, c.ttl, max),
+            summary: TaskCache::new("summary", c.summary_cache_size, c.ttl, max),
+            analyze: TaskCache::new("analyze", c.analyze_cache_size, c.ttl, max),
         };
         Self {
             emotion: EmotionService::new(settings.emotion.clone()),
@@ -183,7 +186,7 @@ impl Analyzer {
             keys.iter().map(|k| self.caches.sentiment.get(*k).map(|v| *v)).collect();
         let missing: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
         if !missing.is_empty() {
-            let todo: Vec<String> = missing.iter().map(|&i| texts[i].clone()).collect();
+            let todo: Vec<String> = missing.iter().map(|&i| texts[i].trim().to_string()).collect();
             let scores: Vec<SentimentScores> = off_runtime(&todo, move |todo| {
                 todo.iter().map(|t| wire_sentiment(&vader.polarity_scores(t))).collect()
             })
@@ -223,11 +226,16 @@ impl Analyzer {
             keys.iter().map(|k| self.caches.emotion.get(*k).map(|v| (*v).clone())).collect();
         let missing: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
         if !missing.is_empty() {
-            let todo: Vec<String> = missing.iter().map(|&i| texts[i].clone()).collect();
+            // The key is the trimmed text, so that is what is analysed.
+            let todo: Vec<String> = missing.iter().map(|&i| texts[i].trim().to_string()).collect();
+            let expects_model = self.emotion.expects_model(opts);
             let outcomes = self.emotions_of(&todo, vader, opts, None).await?;
             for (i, o) in missing.into_iter().zip(outcomes) {
                 let wire = o.to_wire();
-                self.caches.emotion.insert(keys[i], Arc::new(wire.clone()));
+                // A lexicon answer standing in for a failed model call is not cached.
+                if !(expects_model && o.path == EmotionPath::Lexicon) {
+                    self.caches.emotion.insert(keys[i], Arc::new(wire.clone()));
+                }
                 out[i] = Some(wire);
             }
         }
@@ -269,10 +277,16 @@ impl Analyzer {
         Ok(self.emotion.classify(&model, &refs, sentiments, opts, Truncation::Chunk).await)
     }
 
-    /// Splits `text`, checking the result is usable.
-    fn segments(&self, text: &str) -> ApiResult<Vec<Segment>> {
+    /// Splits `text` (on the blocking pool when it is long), checking the
+    /// result is usable.
+    async fn segments(&self, text: &str) -> ApiResult<Vec<Segment>> {
         let started = Instant::now();
-        let segs = split_sentences(text);
+        let segs = if text.len() > INLINE_BYTES {
+            let owned = text.to_string();
+            blocking_if(true, move || split_sentences(&owned)).await?
+        } else {
+            split_sentences(text)
+        };
         stage("segment", started);
         if segs.is_empty() {
             return Err(ApiError::validation("the text holds no sentences"));
@@ -299,16 +313,23 @@ impl Analyzer {
             return Ok((*hit).clone());
         }
         let started = Instant::now();
-        let segs = self.segments(&text)?;
+        let expects_model = self.emotion.expects_model(opts);
+        let segs = self.segments(&text).await?;
         let seg_texts: Vec<String> = segs.iter().map(|s| s.text(&text).to_string()).collect();
         let v = Arc::clone(&vader);
         let sentiments: Vec<Sentiment> =
             off_runtime(&seg_texts, move |t| t.iter().map(|x| v.polarity_scores(x)).collect()).await?;
         let emotions = self.emotions_of(&seg_texts, vader, opts, Some(&sentiments)).await?;
-        let out = build_trajectory(&text, &segs, &sentiments, &emotions, smoothing);
+        let fell_back = expects_model && emotions.iter().any(|e| e.path == EmotionPath::Lexicon);
+        let out = blocking_if(segs.len() > INLINE_SEGMENTS, move || {
+            build_trajectory(&text, &segs, &sentiments, &emotions, smoothing)
+        })
+        .await?;
         stage("trajectory", started);
         metrics::counter!(m::ANALYSIS_TEXTS_TOTAL, "task" => "trajectory").increment(1);
-        self.caches.trajectory.insert(key, Arc::new(out.clone()));
+        if !fell_back {
+            self.caches.trajectory.insert(key, Arc::new(out.clone()));
+        }
         Ok(out)
     }
 
@@ -337,13 +358,13 @@ impl Analyzer {
             return Ok((*hit).clone());
         }
         let started = Instant::now();
-        let segs = self.segments(&text)?;
+        let segs = self.segments(&text).await?;
         let seg_texts: Vec<String> = segs.iter().map(|s| s.text(&text).to_string()).collect();
         let (scores, used) = match embedder {
             Some(e) if segs.len() > 1 => {
                 let vectors = embed_all(&e, seg_texts.clone()).await?;
                 let c = centrality_of(method);
-                (off_runtime_vec(vectors, move |v| centrality_scores(&v, c)).await?, method)
+                (off_runtime_vec(vectors, move |v| centrality_scores(&v, c)).await?, method_used(method, segs.len()))
             }
             _ => (
                 off_runtime(&seg_texts, |t| {
@@ -377,7 +398,7 @@ impl Analyzer {
         let phrases: Vec<String> = draft.phrases().into_iter().map(|(_, p)| p).collect();
         let vectors = embed_all(&embedder, phrases).await?;
         let info = embedder.info();
-        let set = self.topics.insert(draft, vectors, &info.id, &format!("{}@{}", info.id, info.revision), None)?;
+        let set = self.topics.insert(draft, vectors, &info.id, &format!("{}@{}", info.id, info.revision))?;
         Ok(set.info.clone())
     }
 
@@ -391,43 +412,69 @@ impl Analyzer {
             return Ok(set);
         }
         tracing::info!(set = name, from = %set.revision, to = %revision, "re-embedding topic set for a new model");
-        let draft = TopicDraft {
-            name: set.info.name.clone(),
-            topics: set.info.topics.clone(),
-            threshold: set.info.threshold,
-            description: set.info.description.clone(),
-        };
-        let phrases: Vec<String> = draft.phrases().into_iter().map(|(_, p)| p).collect();
+        let phrases: Vec<String> = topics::phrases_of(&set.info.topics).into_iter().map(|(_, p)| p).collect();
         let vectors = embed_all(embedder, phrases).await?;
-        self.topics.insert(draft, vectors, &embedder.info().id, &revision, Some(set.info.version))
+        self.topics.replace_vectors(&set, vectors, &embedder.info().id, &revision)
+    }
+
+    /// Checks posts as `/v1/filter` and `/v1/analyze` both take them: within
+    /// the limits, with text, and with distinct ids. Returns each post's text.
+    fn post_texts(&self, posts: &[osprey_types::analysis::Post]) -> ApiResult<Vec<String>> {
+        if posts.is_empty() {
+            return Err(ApiError::validation("`posts` cannot be empty"));
+        }
+        let texts: Vec<String> = posts.iter().map(|p| post_text(&p.title, &p.body)).collect();
+        self.check_texts(&texts, "posts")?;
+        let mut ids = std::collections::HashSet::new();
+        if let Some(dup) = posts.iter().find(|p| !ids.insert(p.id.as_str())) {
+            return Err(ApiError::validation(format!("post id {:?} appears twice", dup.id)));
+        }
+        Ok(texts)
+    }
+
+    /// Splits every post, refusing one that holds no sentence.
+    async fn split_posts(
+        &self,
+        posts: &[osprey_types::analysis::Post],
+        texts: &[String],
+    ) -> ApiResult<Vec<Vec<Segment>>> {
+        let started = Instant::now();
+        let per_post = off_runtime(texts, |t| t.iter().map(|x| split_sentences(x)).collect::<Vec<_>>()).await?;
+        stage("segment", started);
+        if let Some(i) = per_post.iter().position(Vec::is_empty) {
+            return Err(ApiError::validation(format!("post {:?} holds no sentences", posts[i].id)));
+        }
+        Ok(per_post)
     }
 
     /// Scores posts against a stored topic set.
     pub async fn filter(&self, req: FilterRequest) -> ApiResult<FilterResponse> {
-        let texts: Vec<String> = req.posts.iter().map(|p| post_text(&p.title, &p.body)).collect();
-        if req.posts.is_empty() {
-            return Err(ApiError::validation("`posts` cannot be empty"));
-        }
-        self.check_texts(&texts, "posts")?;
+        let texts = self.post_texts(&req.posts)?;
         let threshold = check_threshold(req.threshold)?;
         let embedder = self.embedder().await?;
         let set = self.topic_set(&req.topic_set, &embedder).await?;
         let threshold = threshold.unwrap_or(set.info.threshold);
+        let per_post = self.split_posts(&req.posts, &texts).await?;
         let started = Instant::now();
-        let per_post: Vec<Vec<Segment>> = texts.iter().map(|t| split_sentences(t)).collect();
         let mut all = Vec::new();
         for (t, segs) in texts.iter().zip(&per_post) {
             all.extend(segs.iter().map(|s| s.text(t).to_string()));
         }
         let vectors = embed_all(&embedder, all).await?;
-        let mut results = Vec::with_capacity(texts.len());
-        let mut offset = 0;
-        for (post, segs) in req.posts.iter().zip(&per_post) {
-            let post_vec =
-                osprey_nlp::topics::mean_direction(vectors[offset..offset + segs.len()].iter().map(Vec::as_slice));
-            offset += segs.len();
-            results.push(FilterResult { id: post.id.clone(), topic: topic_match(&set, &post_vec, threshold) });
-        }
+        let ids: Vec<String> = req.posts.iter().map(|p| p.id.clone()).collect();
+        let scoring_set = Arc::clone(&set);
+        let results = blocking_if(vectors.len() > INLINE_SEGMENTS, move || {
+            let mut results = Vec::with_capacity(ids.len());
+            let mut offset = 0;
+            for (id, segs) in ids.into_iter().zip(&per_post) {
+                let rows = vectors[offset..offset + segs.len()].iter().map(Vec::as_slice);
+                let post_vec = osprey_nlp::topics::mean_direction(rows);
+                offset += segs.len();
+                results.push(FilterResult { id, topic: topic_match(&scoring_set, &post_vec, threshold) });
+            }
+            results
+        })
+        .await?;
         stage("topics", started);
         metrics::counter!(m::ANALYSIS_TEXTS_TOTAL, "task" => "topics").increment(texts.len() as u64);
         Ok(FilterResponse {
@@ -520,6 +567,27 @@ async fn off_runtime<T: Send + 'static>(
     tokio::task::spawn_blocking(move || f(&owned))
         .await
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("analysis task failed: {e}")))
+}
+
+/// Runs `f` on the blocking pool when `big`, else inline.
+async fn blocking_if<T: Send + 'static>(big: bool, f: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
+    if !big {
+        return Ok(f());
+    }
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("analysis task failed: {e}")))
+}
+
+/// The summary method that really runs: graph methods fall back to the
+/// centroid above `MAX_GRAPH_SENTENCES` sentences.
+fn method_used(method: SummaryMethod, sentences: usize) -> SummaryMethod {
+    match method {
+        SummaryMethod::Lexrank | SummaryMethod::Textrank if sentences > osprey_nlp::summary::MAX_GRAPH_SENTENCES => {
+            SummaryMethod::Centroid
+        }
+        other => other,
+    }
 }
 
 /// Like [`off_runtime`] for work over vectors (always off the runtime above 64 rows).

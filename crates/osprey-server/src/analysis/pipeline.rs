@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use osprey_nlp::emotion::{EmotionDist, EmotionLexicon};
-use osprey_nlp::segment::{split_sentences, Segment};
+use osprey_nlp::segment::Segment;
 use osprey_nlp::summary::{centrality_scores, tfidf_scores, Centrality};
 use osprey_nlp::topics::mean_direction;
 use osprey_nlp::vader::Sentiment;
@@ -27,8 +27,8 @@ use osprey_types::metrics as m;
 use super::cache::KeyBuilder;
 use super::emotion::EmotionOutcome;
 use super::{
-    build_summary, build_trajectory, centrality_of, check_smoothing, check_threshold, embed_all, off_runtime,
-    post_text, stage, wire_sentiment, Analyzer,
+    blocking_if, build_summary, build_trajectory, centrality_of, check_smoothing, check_threshold, embed_all,
+    method_used, off_runtime, stage, wire_sentiment, Analyzer, INLINE_SEGMENTS,
 };
 use crate::error::{ApiError, ApiResult};
 
@@ -46,21 +46,13 @@ struct Work {
 impl Analyzer {
     /// Runs the requested tasks over every post in one pass.
     pub async fn analyze(&self, req: AnalyzeRequest) -> ApiResult<AnalyzeResponse> {
-        if req.posts.is_empty() {
-            return Err(ApiError::validation("`posts` cannot be empty"));
-        }
         if req.tasks.is_empty() {
             return Err(ApiError::validation(
                 "`tasks` cannot be empty; ask for any of sentiment, emotion, trajectory, summary, topics",
             ));
         }
         let tasks: BTreeSet<Task> = req.tasks.iter().copied().collect();
-        let texts: Vec<String> = req.posts.iter().map(|p| post_text(&p.title, &p.body)).collect();
-        self.check_texts(&texts, "posts")?;
-        let mut ids = std::collections::HashSet::new();
-        if let Some(dup) = req.posts.iter().find(|p| !ids.insert(p.id.as_str())) {
-            return Err(ApiError::validation(format!("post id {:?} appears twice", dup.id)));
-        }
+        let texts = self.post_texts(&req.posts)?;
         let opts = self.emotion.resolve(&req.emotion)?;
         check_smoothing(req.smoothing)?;
         let threshold = check_threshold(req.threshold)?;
@@ -88,6 +80,8 @@ impl Analyzer {
             _ => None,
         };
         let threshold = threshold.or(topic_set.as_ref().map(|s| s.info.threshold));
+        let need_emotion = wants(Task::Emotion) || wants(Task::Trajectory);
+        let expects_model = need_emotion && self.emotion.expects_model(opts);
 
         // One key per post covers the tasks, every option and every model revision involved.
         let base = {
@@ -98,40 +92,44 @@ impl Analyzer {
                 .json(&(k, req.summary_method, threshold))
                 .str(&self.emotion.model_revision().unwrap_or_default())
                 .str(&embedder.as_ref().map(|e| format!("{}@{}", e.info().id, e.info().revision)).unwrap_or_default())
-                .str(
-                    &topic_set
-                        .as_ref()
-                        .map(|s| format!("{}#{}@{}", s.info.name, s.info.version, s.revision))
-                        .unwrap_or_default(),
-                );
+                .json(&topic_set.as_ref().map(|s| s.fingerprint()));
             kb
         };
         let mut results: Vec<Option<PostAnalysis>> = vec![None; req.posts.len()];
-        let mut work = Vec::new();
-        let mut sentences: Vec<String> = Vec::new();
-        let started = Instant::now();
+        let mut uncached_posts = Vec::new();
+        let mut uncached_texts = Vec::new();
+        let mut keys = Vec::new();
         for (slot, (post, text)) in req.posts.iter().zip(texts).enumerate() {
             let mut kb = base.clone();
             let key = kb.str(&text).finish();
-            if let Some(hit) = self.caches.analyze.get(key) {
-                let mut r = (*hit).clone();
-                r.id.clone_from(&post.id);
-                r.cached = true;
-                results[slot] = Some(r);
-                continue;
+            match self.caches.analyze.get(key) {
+                Some(hit) => {
+                    let mut r = (*hit).clone();
+                    r.id.clone_from(&post.id);
+                    r.cached = true;
+                    results[slot] = Some(r);
+                }
+                None => {
+                    uncached_posts.push(post.clone());
+                    uncached_texts.push(text);
+                    keys.push((slot, key));
+                }
             }
-            let segs = split_sentences(&text);
-            if segs.is_empty() {
-                return Err(ApiError::validation(format!("post {:?} holds no sentences", post.id)));
-            }
+        }
+        let per_post = if uncached_posts.is_empty() {
+            Vec::new()
+        } else {
+            self.split_posts(&uncached_posts, &uncached_texts).await?
+        };
+        let mut work = Vec::with_capacity(per_post.len());
+        let mut sentences: Vec<String> = Vec::new();
+        for (((slot, key), text), segs) in keys.into_iter().zip(uncached_texts).zip(per_post) {
             let first = sentences.len();
             sentences.extend(segs.iter().map(|s| s.text(&text).to_string()));
             work.push(Work { slot, key, text, segs, first });
         }
-        stage("segment", started);
 
         // Per sentence: VADER (for trajectories and the ensemble), emotion, vectors.
-        let need_emotion = wants(Task::Emotion) || wants(Task::Trajectory);
         let model = if need_emotion { Some(self.emotion.model_for(opts)) } else { None };
         let need_sentence_vader =
             wants(Task::Trajectory) || matches!(model, Some(Ok(_))) && opts.enable_vader && opts.vader_weight > 0.0;
@@ -168,55 +166,92 @@ impl Analyzer {
             _ => Vec::new(),
         };
         let embedded = vectors.len();
+        // A lexicon answer standing in for a failed model call is not cached.
+        let fell_back = expects_model && emotions.iter().any(|e| e.path == EmotionPath::Lexicon);
 
         let started = Instant::now();
-        for w in work {
-            let range = w.first..w.first + w.segs.len();
-            let sentiment = wants(Task::Sentiment).then(|| wire_sentiment(&vader.polarity_scores(&w.text)));
-            let emotion = (wants(Task::Emotion) && !emotions.is_empty())
-                .then(|| weighted_emotion(&w.segs, &emotions[range.clone()]).to_wire());
-            let trajectory = (wants(Task::Trajectory) && !emotions.is_empty()).then(|| {
-                build_trajectory(
-                    &w.text,
-                    &w.segs,
-                    &sentence_vader[range.clone()],
-                    &emotions[range.clone()],
-                    req.smoothing,
-                )
-            });
-            let summary = wants(Task::Summary).then(|| {
-                let (scores, method) = if vectors.is_empty() || w.segs.len() < 2 {
-                    let refs: Vec<&str> = sentences[range.clone()].iter().map(String::as_str).collect();
-                    let method = if vectors.is_empty() { SummaryMethod::Tfidf } else { req.summary_method };
-                    (tfidf_scores(&refs, Centrality::Centroid), method)
-                } else {
-                    (centrality_scores(&vectors[range.clone()], centrality_of(req.summary_method)), req.summary_method)
-                };
-                build_summary(&w.text, &w.segs, &scores, k, method)
-            });
-            let topics = match (&topic_set, threshold) {
-                (Some(set), Some(t)) if !vectors.is_empty() => {
-                    let v = mean_direction(vectors[range.clone()].iter().map(Vec::as_slice));
-                    Some(super::topic_match(set, &v, t))
-                }
-                _ => None,
-            };
-            let analysis = PostAnalysis {
-                id: req.posts[w.slot].id.clone(),
-                segments: w.segs.len(),
-                sentiment,
-                emotion,
-                trajectory,
-                summary,
-                topics,
-                cached: false,
-            };
-            self.caches.analyze.insert(w.key, Arc::new(analysis.clone()));
-            results[w.slot] = Some(analysis);
+        let plan = Assembly {
+            tasks,
+            sentences,
+            sentence_vader,
+            emotions,
+            vectors,
+            topic_set,
+            threshold,
+            k,
+            summary_method: req.summary_method,
+            smoothing: req.smoothing,
+        };
+        let ids: Vec<String> = work.iter().map(|w| req.posts[w.slot].id.clone()).collect();
+        let big = plan.sentences.len() > INLINE_SEGMENTS;
+        let built = blocking_if(big, move || {
+            work.into_iter().zip(ids).map(|(w, id)| (w.slot, w.key, plan.post(&vader, &w, id))).collect::<Vec<_>>()
+        })
+        .await?;
+        for (slot, key, analysis) in built {
+            if !fell_back {
+                self.caches.analyze.insert(key, Arc::new(analysis.clone()));
+            }
+            results[slot] = Some(analysis);
         }
         stage("assemble", started);
         metrics::counter!(m::ANALYSIS_TEXTS_TOTAL, "task" => "analyze").increment(req.posts.len() as u64);
         Ok(AnalyzeResponse { results: results.into_iter().flatten().collect(), embedded_sentences: embedded })
+    }
+}
+
+/// Everything the per-post answers are built from, owned so the build can run
+/// on the blocking pool.
+struct Assembly {
+    tasks: BTreeSet<Task>,
+    sentences: Vec<String>,
+    sentence_vader: Vec<Sentiment>,
+    emotions: Vec<EmotionOutcome>,
+    vectors: Vec<Vec<f32>>,
+    topic_set: Option<Arc<super::topics::TopicSet>>,
+    threshold: Option<f32>,
+    k: usize,
+    summary_method: SummaryMethod,
+    smoothing: osprey_types::analysis::SmoothingSpec,
+}
+
+impl Assembly {
+    fn post(&self, vader: &osprey_nlp::vader::Vader, w: &Work, id: String) -> PostAnalysis {
+        let wants = |t: Task| self.tasks.contains(&t);
+        let range = w.first..w.first + w.segs.len();
+        let sentiment = wants(Task::Sentiment).then(|| wire_sentiment(&vader.polarity_scores(&w.text)));
+        let emotion = (wants(Task::Emotion) && !self.emotions.is_empty())
+            .then(|| weighted_emotion(&w.segs, &self.emotions[range.clone()]).to_wire());
+        let trajectory = (wants(Task::Trajectory) && !self.emotions.is_empty()).then(|| {
+            let (s, e) = (&self.sentence_vader[range.clone()], &self.emotions[range.clone()]);
+            build_trajectory(&w.text, &w.segs, s, e, self.smoothing)
+        });
+        let summary = wants(Task::Summary).then(|| {
+            let tfidf = self.summary_method == SummaryMethod::Tfidf || self.vectors.is_empty() || w.segs.len() < 2;
+            let (scores, method) = if tfidf {
+                let refs: Vec<&str> = self.sentences[range.clone()].iter().map(String::as_str).collect();
+                let method = if self.vectors.is_empty() || w.segs.len() > 1 {
+                    SummaryMethod::Tfidf
+                } else {
+                    self.summary_method
+                };
+                (tfidf_scores(&refs, Centrality::Centroid), method)
+            } else {
+                (
+                    centrality_scores(&self.vectors[range.clone()], centrality_of(self.summary_method)),
+                    method_used(self.summary_method, w.segs.len()),
+                )
+            };
+            build_summary(&w.text, &w.segs, &scores, self.k, method)
+        });
+        let topics = match (&self.topic_set, self.threshold) {
+            (Some(set), Some(t)) if !self.vectors.is_empty() => {
+                let v = mean_direction(self.vectors[range.clone()].iter().map(Vec::as_slice));
+                Some(super::topic_match(set, &v, t))
+            }
+            _ => None,
+        };
+        PostAnalysis { id, segments: w.segs.len(), sentiment, emotion, trajectory, summary, topics, cached: false }
     }
 }
 

@@ -48,6 +48,15 @@ impl AnalysisSettings {
         if !(-1.0..=1.0).contains(&self.topic_threshold) {
             return Err("analysis.topic_threshold must be within [-1, 1]".into());
         }
+        if self.summary_k > 1_000 {
+            return Err("analysis.summary_k must be at most 1000".into());
+        }
+        let ttl = self.cache.ttl;
+        if ttl.is_zero() || ttl > Duration::from_secs(366 * 24 * 3600) {
+            return Err(
+                "analysis.cache.ttl must be between 1s and one year (set a cache size to 0 to turn it off)".into()
+            );
+        }
         self.emotion.validate()
     }
 }
@@ -115,6 +124,8 @@ pub struct ResultCacheSettings {
     /// Time to live of every entry.
     #[serde(with = "humantime_serde")]
     pub ttl: Duration,
+    /// Answers larger than this (approximate bytes) are not cached.
+    pub max_entry_bytes: usize,
     pub sentiment_cache_size: u64,
     pub emotion_cache_size: u64,
     pub trajectory_cache_size: u64,
@@ -126,11 +137,34 @@ impl Default for ResultCacheSettings {
     fn default() -> Self {
         Self {
             ttl: Duration::from_secs(600),
+            max_entry_bytes: 256 * 1024,
             sentiment_cache_size: 10_000,
             emotion_cache_size: 1_000,
             trajectory_cache_size: 1_000,
             summary_cache_size: 1_000,
             analyze_cache_size: 1_000,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_rejects_unusable_values() {
+        assert!(AnalysisSettings::default().validate().is_ok());
+        let mut s = AnalysisSettings::default();
+        s.cache.ttl = Duration::from_secs(400 * 24 * 3600);
+        assert!(s.validate().is_err(), "moka refuses TTLs this long");
+        s.cache.ttl = Duration::ZERO;
+        assert!(s.validate().is_err());
+        let s = AnalysisSettings { summary_k: 5_000, ..AnalysisSettings::default() };
+        assert!(s.validate().is_err());
+        let mut s = AnalysisSettings::default();
+        (s.emotion.model_weight, s.emotion.vader_weight) = (0.0, 0.0);
+        assert!(s.validate().is_err());
+        s.emotion.model_weight = f32::NAN;
+        assert!(s.validate().is_err());
     }
 }

@@ -32,6 +32,17 @@ pub struct TopicSet {
     pub revision: String,
 }
 
+impl TopicSet {
+    /// Identifies what a filter result depends on: topics, examples,
+    /// threshold and the vectors' revision (not the version number, which
+    /// starts again at 1 after a delete).
+    pub fn fingerprint(&self) -> u128 {
+        let mut k = super::cache::KeyBuilder::new("topic-set");
+        k.str(&self.info.name).json(&self.info.topics).json(&self.info.threshold).str(&self.revision);
+        k.finish()
+    }
+}
+
 /// A validated `PUT` body: the phrases to embed, each with its topic.
 pub struct TopicDraft {
     pub name: String,
@@ -122,12 +133,22 @@ struct FileFormat {
 pub struct TopicStore {
     sets: RwLock<HashMap<String, Arc<TopicSet>>>,
     dir: Option<PathBuf>,
+    /// Held across a write's memory and disk steps.
+    io: std::sync::Mutex<()>,
+    /// Highest version each name has had, so a set deleted and created again
+    /// never reuses a version number within a process.
+    versions: std::sync::Mutex<HashMap<String, u64>>,
 }
 
 impl TopicStore {
     /// Opens the store, reading every set saved under `dir`.
     pub fn open(dir: Option<PathBuf>) -> Self {
-        let store = Self { sets: RwLock::new(HashMap::new()), dir };
+        let store = Self {
+            sets: RwLock::new(HashMap::new()),
+            dir,
+            io: std::sync::Mutex::new(()),
+            versions: std::sync::Mutex::new(HashMap::new()),
+        };
         if let Some(dir) = &store.dir {
             match std::fs::read_dir(dir) {
                 Ok(entries) => {
@@ -135,6 +156,11 @@ impl TopicStore {
                         if path.extension().is_some_and(|e| e == "json") {
                             match read_set(&path) {
                                 Ok(set) => {
+                                    store
+                                        .versions
+                                        .lock()
+                                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                        .insert(set.info.name.clone(), set.info.version);
                                     store.write().insert(set.info.name.clone(), Arc::new(set));
                                 }
                                 Err(e) => tracing::warn!(path = %path.display(), error = %e, "skipping topic set file"),
@@ -167,9 +193,58 @@ impl TopicStore {
         v
     }
 
-    /// Stores a new version of `draft` with its phrase vectors. With
-    /// `replace_version`, keeps that version number (a re-embedding).
+    /// Swaps in re-embedded vectors for `current`, unless the set changed
+    /// (a newer `PUT`, a delete) while they were computed; then the set as it
+    /// now stands is returned, or a 503 asking to retry if it is gone or still
+    /// holds old vectors.
+    pub fn replace_vectors(
+        &self,
+        current: &TopicSet,
+        vectors: Vec<Vec<f32>>,
+        model: &str,
+        revision: &str,
+    ) -> ApiResult<Arc<TopicSet>> {
+        let draft = TopicDraft {
+            name: current.info.name.clone(),
+            topics: current.info.topics.clone(),
+            threshold: current.info.threshold,
+            description: current.info.description.clone(),
+        };
+        let _write = self.lock_io();
+        let now = self.get(&current.info.name);
+        match now {
+            Some(now) if now.info.version == current.info.version && now.revision == current.revision => {
+                self.store(draft, vectors, model, revision, Some(current.info.version))
+            }
+            Some(now) if now.revision == revision => Ok(now),
+            _ => Err(ApiError::new(
+                osprey_types::error::ErrorCode::NotReady,
+                format!("topic set {:?} changed while it was re-embedded; retry", current.info.name),
+            )),
+        }
+    }
+
+    /// Serialises writes (memory and disk together), so a delete and a put
+    /// of the same name cannot interleave their file operations.
+    fn lock_io(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.io.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Stores a new version of `draft` with its phrase vectors.
     pub fn insert(
+        &self,
+        draft: TopicDraft,
+        vectors: Vec<Vec<f32>>,
+        model: &str,
+        revision: &str,
+    ) -> ApiResult<Arc<TopicSet>> {
+        let _write = self.lock_io();
+        self.store(draft, vectors, model, revision, None)
+    }
+
+    /// With `replace_version`, keeps that version number (a re-embedding).
+    /// Callers hold the io lock.
+    fn store(
         &self,
         draft: TopicDraft,
         vectors: Vec<Vec<f32>>,
@@ -182,9 +257,17 @@ impl TopicStore {
         let phrases: Vec<(usize, Vec<f32>)> =
             draft.phrases().into_iter().map(|(t, _)| t).zip(vectors.iter().cloned()).collect();
         let index = TopicIndex::new(labels, phrases).map_err(|e| ApiError::validation(e.to_string()))?;
-        let mut sets = self.write();
-        let previous = sets.get(&draft.name);
-        let version = replace_version.unwrap_or_else(|| previous.map_or(1, |p| p.info.version + 1));
+        let previous = self.get(&draft.name);
+        let previous = previous.as_deref();
+        let version = match replace_version {
+            Some(v) => v,
+            None => {
+                let mut seen = self.versions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let last = seen.get(&draft.name).copied().unwrap_or(0).max(previous.map_or(0, |p| p.info.version));
+                seen.insert(draft.name.clone(), last + 1);
+                last + 1
+            }
+        };
         let info = TopicSetInfo {
             name: draft.name.clone(),
             version,
@@ -201,12 +284,13 @@ impl TopicStore {
                 ApiError::new(osprey_types::error::ErrorCode::Internal, format!("saving topic set: {e}"))
             })?;
         }
-        sets.insert(draft.name, Arc::clone(&set));
+        self.write().insert(draft.name, Arc::clone(&set));
         Ok(set)
     }
 
     /// Removes a set; returns whether it existed.
     pub fn delete(&self, name: &str) -> ApiResult<bool> {
+        let _write = self.lock_io();
         let removed = self.write().remove(name).is_some();
         if removed {
             if let Some(dir) = &self.dir {
@@ -240,8 +324,15 @@ fn write_set(dir: &Path, set: &TopicSet, vectors: &[Vec<f32>]) -> std::io::Resul
     };
     let bytes = serde_json::to_vec(&file).map_err(std::io::Error::other)?;
     let tmp = dir.join(format!(".{}.json.tmp", set.info.name));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, dir.join(format!("{}.json", set.info.name)))
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join(format!("{}.json", set.info.name)))?;
+    // The rename itself is durable once the directory is synced.
+    std::fs::File::open(dir)?.sync_all()
 }
 
 fn read_set(path: &Path) -> Result<TopicSet, String> {
@@ -296,14 +387,17 @@ mod tests {
         let store = TopicStore::open(Some(dir.clone()));
         let draft = || TopicDraft::parse("s", req(vec![("a", vec!["x"]), ("b", vec![])]), 0.3).expect("valid");
         let vecs = vec![vec![1.0, 0.0], vec![0.8, 0.6], vec![0.0, 1.0]];
-        assert_eq!(store.insert(draft(), vecs.clone(), "m", "r1", None).expect("insert").info.version, 1);
-        assert_eq!(store.insert(draft(), vecs, "m", "r1", None).expect("insert").info.version, 2);
+        assert_eq!(store.insert(draft(), vecs.clone(), "m", "r1").expect("insert").info.version, 1);
+        assert_eq!(store.insert(draft(), vecs, "m", "r1").expect("insert").info.version, 2);
         let reopened = TopicStore::open(Some(dir.clone()));
         let set = reopened.get("s").expect("persisted");
         assert_eq!((set.info.version, set.revision.as_str()), (2, "r1"));
         assert_eq!(set.index.score(&[0.0, 1.0]).best, 1);
         assert!(reopened.delete("s").expect("delete"));
         assert!(TopicStore::open(Some(dir.clone())).get("s").is_none());
+        // A set made again after a delete never reuses a version number.
+        let vecs = vec![vec![1.0, 0.0], vec![0.8, 0.6], vec![0.0, 1.0]];
+        assert_eq!(reopened.insert(draft(), vecs, "m", "r1").expect("insert").info.version, 3);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

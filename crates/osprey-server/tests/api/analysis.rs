@@ -90,6 +90,11 @@ async fn bad_analysis_requests_get_clear_4xx_errors() {
         ("/v1/summarize", json!({ "text": "One. Two.", "method": "magic" }), 400),
         ("/v1/filter", json!({ "topic_set": "no-such-set", "posts": [{ "id": "1", "title": "x" }] }), 404),
         ("/v1/filter", json!({ "topic_set": "x", "posts": [] }), 422),
+        (
+            "/v1/filter",
+            json!({ "topic_set": "x", "posts": [{ "id": "a", "title": "x" }, { "id": "a", "title": "y" }] }),
+            422,
+        ),
         ("/v1/analyze", json!({ "posts": [{ "id": "1", "title": "x" }], "tasks": [] }), 422),
         ("/v1/analyze", json!({ "posts": [{ "id": "1", "title": "x" }], "tasks": ["topics"] }), 422),
         ("/v1/analyze", json!({ "posts": [{ "id": "1", "title": "x" }], "tasks": ["vibes"] }), 400),
@@ -174,6 +179,19 @@ async fn emotion_model_and_ensemble_paths_match_transformers() {
             let got = r["scores"][label].as_f64().expect("score");
             assert!((got - expect).abs() < 1e-4, "{label}: {got} vs {expect}");
         }
+    }
+    // A zero-weight model leaves only the VADER-derived distribution.
+    let body = ok_json(
+        app.post_json(
+            "/v1/emotion",
+            json!({ "inputs": texts, "emotion": { "model_weight": 0.0, "vader_weight": 1.0 } }),
+        )
+        .await,
+    )
+    .await;
+    for r in body["results"].as_array().expect("results") {
+        assert_eq!(r["path"], "ensemble");
+        assert!((r["scores"]["neutral"].as_f64().expect("neutral") - 1.0).abs() < 1e-6, "{r}");
     }
     // A request may turn the model off: the lexicon answers and says so.
     let body = ok_json(
@@ -428,6 +446,14 @@ async fn analyze_runs_every_task_in_one_pass_and_agrees_with_the_single_routes()
         assert_eq!(a["summary"], b["summary"]);
         assert_eq!(a["topics"], b["topics"]);
     }
+    // A TF-IDF summary stays TF-IDF even when topics embed the sentences.
+    let tfidf = ok_json(app.post_json("/v1/analyze", json!({ "posts": [posts[0].clone()], "tasks": ["summary", "topics"], "topic_set": "analyze-set", "summary_method": "tfidf", "summary_k": 2 })).await).await;
+    let text =
+        format!("{}\n\n{}", posts[0]["title"].as_str().expect("title"), posts[0]["body"].as_str().expect("body"));
+    let single =
+        ok_json(app.post_json("/v1/summarize", json!({ "text": text, "k": 2, "method": "tfidf" })).await).await;
+    assert_eq!(tfidf["results"][0]["summary"], single);
+
     // Only some tasks: the others are absent.
     let only = ok_json(
         app.post_json(
@@ -440,6 +466,26 @@ async fn analyze_runs_every_task_in_one_pass_and_agrees_with_the_single_routes()
     let r = &only["results"][0];
     assert!(r["sentiment"].is_object() && r.get("emotion").is_none() && r.get("topics").is_none());
     assert_eq!(only["embedded_sentences"], 0);
+}
+
+#[tokio::test]
+async fn a_topic_set_made_again_after_a_delete_is_not_served_from_the_old_cache() {
+    let Some(app) = shared_app() else { return };
+    let client = app.client();
+    let url = app.url("/v1/topics/recreated");
+    let post = json!({ "id": "r1", "title": "Slow SQL", "body": "The PostgreSQL query planner ignores my index." });
+    let req = json!({ "posts": [post], "tasks": ["topics"], "topic_set": "recreated" });
+    ok_json(client.put(&url).json(&topic_body()).send().await.expect("put")).await;
+    let first = ok_json(app.post_json("/v1/analyze", req.clone()).await).await;
+    assert_eq!(first["results"][0]["topics"]["best_topic"], "databases");
+    let resp = client.delete(&url).send().await.expect("delete");
+    assert_eq!(resp.status(), 204);
+    let other = json!({ "topics": [{ "label": "cooking", "examples": ["baking bread"] }, { "label": "sport", "examples": ["football"] }] });
+    let again = ok_json(client.put(&url).json(&other).send().await.expect("put")).await;
+    assert!(again["version"].as_u64().expect("version") > 1, "versions are not reused: {again}");
+    let second = ok_json(app.post_json("/v1/analyze", req).await).await;
+    assert_eq!(second["results"][0]["cached"], false);
+    assert!(["cooking", "sport"].contains(&second["results"][0]["topics"]["best_topic"].as_str().expect("topic")));
 }
 
 #[tokio::test]
