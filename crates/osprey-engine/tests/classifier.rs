@@ -4,7 +4,11 @@
 //! ReLU + classifier). Through the whole path — tokenizer, batcher, each
 //! backend, head — osprey's logits equal `transformers`' within 1e-4.
 
+mod common;
+
 use std::path::PathBuf;
+
+use common::ort_available;
 
 use osprey_engine::model::{ModelFiles, ModelSource};
 use osprey_engine::{BackendChoice, BatchingSettings, Classifier, ModelSettings, Truncation};
@@ -43,15 +47,6 @@ fn reference(files: &ModelFiles) -> Reference {
         .map(|(k, l)| (k.parse().expect("id"), l.as_str().expect("label").to_string()))
         .collect();
     Reference { texts, logits, labels: id2label.into_values().collect() }
-}
-
-fn ort_available() -> bool {
-    if osprey_engine::backend::ort::ensure_runtime(None).is_ok() {
-        return true;
-    }
-    assert!(std::env::var("CI").map_or(true, |v| v != "true"), "ONNX Runtime missing under CI=true");
-    eprintln!("SKIPPED: ONNX Runtime library missing; run scripts/fetch-models");
-    false
 }
 
 async fn check(name: &str, backend: BackendChoice) {

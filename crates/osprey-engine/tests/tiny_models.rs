@@ -3,7 +3,11 @@
 //! pickles, for BERT, RoBERTa and DistilBERT: both formats load, and both backends reproduce `transformers`'
 //! mean-pooled hidden states within 1e-4.
 
+mod common;
+
 use std::path::PathBuf;
+
+use common::ort_available;
 
 use osprey_engine::backend::candle::CandleBackend;
 use osprey_engine::backend::ort::{OrtBackend, OrtOptions};
@@ -42,15 +46,6 @@ fn check(backend: &mut dyn Backend, files: &ModelFiles) {
             );
         }
     }
-}
-
-fn ort_available() -> bool {
-    if osprey_engine::backend::ort::ensure_runtime(None).is_ok() {
-        return true;
-    }
-    assert!(std::env::var("CI").map_or(true, |v| v != "true"), "ONNX Runtime missing under CI=true");
-    eprintln!("SKIPPED: ONNX Runtime library missing; run scripts/fetch-models");
-    false
 }
 
 #[test]
