@@ -505,3 +505,49 @@ async fn analysis_routes_are_in_the_openapi_document() {
         assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
     }
 }
+
+#[tokio::test]
+async fn hostile_texts_never_produce_5xx_on_any_analysis_route() {
+    let Some(app) = shared_app() else { return };
+    let put = app.client().put(app.url("/v1/topics/hostile")).json(&topic_body()).send().await.expect("put");
+    ok_json(put).await;
+    let texts: Vec<String> = vec![
+        "\u{0}\u{1}\u{7f}".into(),
+        "---".into(),
+        "# ".into(),
+        "- \n- \n> ".into(),
+        "```\nunclosed code fence".into(),
+        "😀".repeat(5_000),
+        "a".repeat(60_000),
+        "..........!!!!!!!!??????".repeat(200),
+        "\u{202e}\u{200b}\u{feff}mixed bidi\u{2066}text".into(),
+        "e\u{301}\u{301}\u{301}\u{301} combining".into(),
+        "1. 2. 3. 4. 5.".into(),
+        "Dr. Mr. Mrs. e.g. i.e. U.S. vs. etc.".into(),
+        "http://x.com/a.b?c=d.e#f. www.y.org. z@w.io.".into(),
+        (0..400).map(|i| format!("Sentence number {i} is NOT bad at all!! ")).collect(),
+        "\r\n\r\n\t \u{a0}\u{3000}".repeat(100) + "x",
+    ];
+    for t in &texts {
+        let requests = [
+            ("/v1/sentiment", json!({ "inputs": [t] })),
+            ("/v1/emotion", json!({ "inputs": [t] })),
+            ("/v1/trajectory", json!({ "text": t, "smoothing": { "method": "dct", "low_pass": 1000 } })),
+            ("/v1/summarize", json!({ "text": t, "k": 1000, "method": "textrank" })),
+            ("/v1/filter", json!({ "topic_set": "hostile", "posts": [{ "id": "1", "body": t }] })),
+            (
+                "/v1/analyze",
+                json!({ "posts": [{ "id": "1", "title": t, "body": t }], "tasks": ["sentiment", "emotion", "trajectory", "summary", "topics"], "topic_set": "hostile" }),
+            ),
+        ];
+        for (path, body) in requests {
+            let resp = app.post_json(path, body).await;
+            let status = resp.status().as_u16();
+            let text: Value = resp.json().await.expect("json body");
+            assert!(status < 500, "{path} on {:?}…: {status} {text}", t.chars().take(40).collect::<String>());
+            if status != 200 {
+                assert!(text["error"]["message"].is_string(), "{path}: {text}");
+            }
+        }
+    }
+}
