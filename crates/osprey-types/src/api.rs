@@ -112,6 +112,22 @@ pub struct InfoResponse {
     pub version: String,
     /// osprey: backend, device, load time and memory of the model.
     pub osprey: ModelDetails,
+    /// osprey: the analysis routes' lexicons, emotion model and caches.
+    pub analysis: AnalysisDetails,
+}
+
+/// State of the analysis side, for operators.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct AnalysisDetails {
+    /// `ok (N entries)`, or why VADER is unavailable.
+    pub vader: String,
+    /// `none`, `loading`, `ready (model, head)` or `failed: reason`.
+    pub emotion_model: String,
+    pub emotion_model_weight: f32,
+    pub emotion_vader_weight: f32,
+    /// Entries held per result cache.
+    pub cache_entries: std::collections::BTreeMap<String, u64>,
+    pub topic_sets: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]

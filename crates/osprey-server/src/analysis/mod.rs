@@ -116,6 +116,31 @@ impl Analyzer {
         }
     }
 
+    /// What `/info` reports about the analysis side.
+    pub fn details(&self) -> osprey_types::api::AnalysisDetails {
+        let e = self.cache_entries();
+        osprey_types::api::AnalysisDetails {
+            vader: match &self.vader {
+                Ok(v) => format!("ok ({} entries)", v.lexicon_len()),
+                Err(e) => e.clone(),
+            },
+            emotion_model: self.emotion.model_status(),
+            emotion_model_weight: self.settings.emotion.model_weight,
+            emotion_vader_weight: self.settings.emotion.vader_weight,
+            cache_entries: [
+                ("sentiment", e.sentiment),
+                ("emotion", e.emotion),
+                ("trajectory", e.trajectory),
+                ("summary", e.summary),
+                ("analyze", e.analyze),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+            topic_sets: self.topics.list().len(),
+        }
+    }
+
     /// Empties every result cache.
     pub fn clear_caches(&self) {
         let c = &self.caches;

@@ -42,6 +42,7 @@ use crate::state::AppState;
         osprey_types::api::TokenizeRequest,
         osprey_types::api::SimpleToken,
         osprey_types::api::InfoResponse,
+        osprey_types::api::AnalysisDetails,
         osprey_types::api::OpenAiEmbeddingsRequest,
         osprey_types::api::OpenAiEmbeddingsResponse,
         osprey_types::api::ProbeResponse,

@@ -136,5 +136,6 @@ pub async fn info(State(state): State<AppState>) -> ApiResult<Json<InfoResponse>
                 .unwrap_or_default(),
             path: i.path.clone(),
         },
+        analysis: state.analyzer.details(),
     }))
 }

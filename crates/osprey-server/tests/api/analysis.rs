@@ -136,6 +136,9 @@ async fn emotion_without_a_model_comes_from_the_lexicon_and_counts_the_fallback(
     }
     let after = metric(&app.metrics().await, "osprey_emotion_fallbacks_total{reason=\"no_model\"}");
     assert!(after >= before + 3.0, "fallbacks {before} -> {after}");
+    let info = ok_json(app.get("/info").await).await;
+    assert_eq!(info["analysis"]["emotion_model"], "none");
+    assert!(info["analysis"]["vader"].as_str().is_some_and(|v| v.starts_with("ok (")), "{info}");
 }
 
 /// A server whose emotion model is the tiny DistilRoBERTa classifier.
@@ -202,6 +205,9 @@ async fn emotion_model_and_ensemble_paths_match_transformers() {
     let metrics = app.metrics().await;
     assert!(metric(&metrics, "osprey_emotion_path_total{path=\"model\"}") >= 3.0);
     assert!(metric(&metrics, "osprey_emotion_fallbacks_total{reason=\"disabled\"}") >= 1.0);
+
+    let info = ok_json(app.get("/info").await).await;
+    assert!(info["analysis"]["emotion_model"].as_str().is_some_and(|m| m.starts_with("ready")), "{info}");
 
     // Trajectories use the same path per sentence.
     let body = ok_json(app.post_json("/v1/trajectory", json!({ "text": "w1 w2 w3. w20! w4 w5?" })).await).await;
