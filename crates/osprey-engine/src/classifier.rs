@@ -198,6 +198,11 @@ impl Classifier {
         &self.labels
     }
 
+    /// Batches and sequences run since the classifier loaded.
+    pub fn stats(&self) -> crate::BatcherStats {
+        self.embedder.stats()
+    }
+
     /// Head family: `bert`, `roberta` or `distilbert`.
     pub fn head_family(&self) -> &'static str {
         self.head.family

@@ -139,6 +139,11 @@ impl EmotionService {
         self.model().ok().map(|c| format!("{}@{}", c.classifier.info().id, c.classifier.info().revision))
     }
 
+    /// The classifier's batcher totals, when it is loaded.
+    pub fn model_stats(&self) -> Option<osprey_engine::BatcherStats> {
+        self.model().ok().map(|c| c.classifier.stats())
+    }
+
     /// A short description of the classifier's state.
     pub fn model_status(&self) -> String {
         match &*self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner) {

@@ -209,6 +209,22 @@ async fn emotion_model_and_ensemble_paths_match_transformers() {
     let info = ok_json(app.get("/info").await).await;
     assert!(info["analysis"]["emotion_model"].as_str().is_some_and(|m| m.starts_with("ready")), "{info}");
 
+    // A repeat is answered from the cache: neither model runs again.
+    let fresh = json!({ "inputs": ["w7 w8 w9 w10"] });
+    let first = ok_json(app.post_json("/v1/emotion", fresh.clone()).await).await;
+    let classifier_before = app.analyzer.emotion.model_stats().expect("classifier loaded").sequences;
+    let again = ok_json(app.post_json("/v1/emotion", fresh).await).await;
+    assert_eq!(first, again);
+    assert_eq!(app.analyzer.emotion.model_stats().expect("classifier loaded").sequences, classifier_before);
+    let post = json!({ "posts": [{ "id": "m1", "title": "w1 w2", "body": "w3 w4. w5 w6!" }], "tasks": ["emotion", "summary"] });
+    ok_json(app.post_json("/v1/analyze", post.clone()).await).await;
+    let (classifier, embedder) =
+        (app.analyzer.emotion.model_stats().expect("loaded").sequences, app.batcher().sequences);
+    let cached = ok_json(app.post_json("/v1/analyze", post).await).await;
+    assert_eq!(cached["results"][0]["cached"], true);
+    assert_eq!(app.analyzer.emotion.model_stats().expect("loaded").sequences, classifier);
+    assert_eq!(app.batcher().sequences, embedder);
+
     // Trajectories use the same path per sentence.
     let body = ok_json(app.post_json("/v1/trajectory", json!({ "text": "w1 w2 w3. w20! w4 w5?" })).await).await;
     assert_eq!(body["path"], "ensemble");

@@ -29,6 +29,7 @@ pub fn model_dir() -> Option<PathBuf> {
 pub struct TestApp {
     pub base: String,
     pub registry: std::sync::Arc<osprey_engine::ModelRegistry>,
+    pub analyzer: std::sync::Arc<osprey_server::analysis::Analyzer>,
 }
 
 impl TestApp {
@@ -100,13 +101,13 @@ pub fn spawn_app(settings: Settings) -> TestApp {
             while ready().is_err() && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            let _ = tx.send((port, ready(), registry.clone()));
+            let _ = tx.send((port, ready(), registry.clone(), analyzer.clone()));
             std::future::pending::<()>().await;
         });
     });
-    let (port, ready, registry) = rx.recv_timeout(Duration::from_secs(150)).expect("server started");
+    let (port, ready, registry, analyzer) = rx.recv_timeout(Duration::from_secs(150)).expect("server started");
     assert!(ready.is_ok(), "server never became ready: {ready:?}");
-    TestApp { base: format!("http://127.0.0.1:{port}"), registry }
+    TestApp { base: format!("http://127.0.0.1:{port}"), registry, analyzer }
 }
 
 /// One server shared by the tests that only read.
