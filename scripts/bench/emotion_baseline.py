@@ -61,28 +61,11 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baseline import log, parse_batch_sizes, peak_rss_bytes  # noqa: E402  (same directory)
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CORPUS_NAMES = ("short", "medium")
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def peak_rss_bytes() -> int:
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss if sys.platform == "darwin" else rss * 1024  # Linux reports KiB
-
-
-def parse_batch_sizes(value: str) -> list[int]:
-    try:
-        sizes = [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a comma-separated list of integers: {value!r}") from None
-    if not sizes or any(b < 1 for b in sizes):
-        raise argparse.ArgumentTypeError("batch sizes must be positive integers")
-    return sizes
 
 
 def corpus_path(value: str) -> Path:

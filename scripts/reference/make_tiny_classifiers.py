@@ -49,7 +49,7 @@ from transformers import (BertConfig, BertForSequenceClassification, DistilBertC
                           RobertaForSequenceClassification)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_tiny_models import VOCAB, tokenizer_json  # noqa: E402  (same directory)
+from make_tiny_models import VOCAB, save  # noqa: E402  (same directory)
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "fixtures" / "tiny-cls"
@@ -96,11 +96,7 @@ def run(model, seqs, pad_id):
 
 def build(name, model, fmt):
     d = OUT / name
-    d.mkdir(parents=True, exist_ok=True)
-    for stale in ("model.safetensors", "pytorch_model.bin"):
-        (d / stale).unlink(missing_ok=True)
-    model.save_pretrained(d, safe_serialization=(fmt == "safetensors"))
-    (d / "tokenizer.json").write_text(json.dumps(tokenizer_json(), indent=1))
+    save(d, model, fmt)
     pad_id = model.config.pad_token_id or 0
     logits, probs = run(model, SEQUENCES, pad_id)
     tok = Tokenizer.from_file(str(d / "tokenizer.json"))

@@ -61,13 +61,18 @@ def tokenizer_json():
     }
 
 
-def build(name, model, fmt):
-    d = OUT / name
+def save(d, model, fmt):
+    """Writes `model` (weights in `fmt`) and the tiny tokenizer to directory `d`."""
     d.mkdir(parents=True, exist_ok=True)
     for stale in ("model.safetensors", "pytorch_model.bin"):
         (d / stale).unlink(missing_ok=True)
     model.save_pretrained(d, safe_serialization=(fmt == "safetensors"))
     (d / "tokenizer.json").write_text(json.dumps(tokenizer_json(), indent=1))
+
+
+def build(name, model, fmt):
+    d = OUT / name
+    save(d, model, fmt)
     longest = max(len(s) for s in SEQUENCES)
     ids = torch.tensor([s + [0] * (longest - len(s)) for s in SEQUENCES])
     mask = torch.tensor([[1] * len(s) + [0] * (longest - len(s)) for s in SEQUENCES])

@@ -77,34 +77,13 @@ async fn check(name: &str, backend: BackendChoice) {
 }
 
 #[tokio::test]
-async fn bert_head_matches_transformers_on_both_backends() {
-    check("bert", BackendChoice::Candle).await;
-    if ort_available() {
-        check("bert", BackendChoice::Onnxruntime).await;
-    }
-}
-
-#[tokio::test]
-async fn roberta_head_matches_transformers_on_both_backends() {
-    check("roberta", BackendChoice::Candle).await;
-    if ort_available() {
-        check("roberta", BackendChoice::Onnxruntime).await;
-    }
-}
-
-#[tokio::test]
-async fn distilroberta_head_matches_transformers_on_both_backends() {
-    check("distilroberta", BackendChoice::Candle).await;
-    if ort_available() {
-        check("distilroberta", BackendChoice::Onnxruntime).await;
-    }
-}
-
-#[tokio::test]
-async fn distilbert_head_matches_transformers_on_both_backends() {
-    check("distilbert", BackendChoice::Candle).await;
-    if ort_available() {
-        check("distilbert", BackendChoice::Onnxruntime).await;
+async fn every_head_matches_transformers_on_both_backends() {
+    let ort = ort_available();
+    for name in ["bert", "roberta", "distilroberta", "distilbert"] {
+        check(name, BackendChoice::Candle).await;
+        if ort {
+            check(name, BackendChoice::Onnxruntime).await;
+        }
     }
 }
 

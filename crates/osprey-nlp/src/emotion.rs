@@ -1163,17 +1163,7 @@ mod tests {
         assert_eq!(dominant("grrrrr"), "anger");
     }
 
-    /// Deterministic xorshift for generated inputs.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
+    use crate::testing::Rng;
 
     #[test]
     fn generated_texts_give_distributions() {

@@ -19,6 +19,8 @@ pub mod emotion;
 pub mod error;
 pub mod segment;
 pub mod summary;
+#[cfg(test)]
+mod testing;
 pub mod topics;
 pub mod trajectory;
 pub mod vader;

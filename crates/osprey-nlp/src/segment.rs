@@ -1045,21 +1045,7 @@ mod tests {
         }
     }
 
-    /// Deterministic xorshift, so the generated inputs are the same each run.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-            items[(self.next() % items.len() as u64) as usize]
-        }
-    }
+    use crate::testing::Rng;
 
     #[test]
     fn generated_inputs_keep_the_invariants() {

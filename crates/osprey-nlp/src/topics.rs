@@ -69,10 +69,6 @@ impl TopicIndex {
         &self.labels
     }
 
-    pub fn dim(&self) -> usize {
-        self.dim
-    }
-
     /// Scores a unit-length `v` against every topic.
     pub fn score(&self, v: &[f32]) -> TopicScore {
         let mut scores = vec![f32::NEG_INFINITY; self.labels.len()];

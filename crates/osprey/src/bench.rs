@@ -215,7 +215,7 @@ impl Drop for Server {
     }
 }
 
-pub(crate) fn free_port() -> anyhow::Result<u16> {
+fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -230,34 +230,64 @@ pub(crate) fn rss_bytes(pid: u32, field: &str) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-fn http_bench(args: &EmbedBenchArgs, texts: &[String], threads: usize) -> anyhow::Result<Value> {
-    let port = free_port()?;
-    let exe = std::env::current_exe()?;
-    let started = Instant::now();
-    let child = Command::new(exe)
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--model", &args.model])
-        .args(["--backend", &args.backend, "--threads", &threads.to_string(), "--log-level", "warn"])
-        .args(["--max-concurrent-requests", "4096"])
-        .stdout(Stdio::null())
-        .spawn()
-        .context("failed to start osprey serve")?;
-    let server = Server { child, port };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency * 2).build()?;
-    let base = format!("http://127.0.0.1:{}", server.port);
-    let cold_start = rt.block_on(async {
+impl Server {
+    /// Starts `osprey serve` on a free loopback port with `args` (after
+    /// `--bind`) and `envs`, quiet on stdout.
+    pub(crate) fn start(args: &[&str], envs: &[(&str, &std::ffi::OsStr)]) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.args(["serve", "--bind", &format!("127.0.0.1:{port}")]).args(args).stdout(Stdio::null());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().context("failed to start osprey serve")?;
+        Ok(Self { child, port })
+    }
+
+    pub(crate) fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Polls `/ready` until it answers 200 (at most 120 s).
+    pub(crate) async fn wait_ready(&self, client: &reqwest::Client) -> anyhow::Result<()> {
+        let started = Instant::now();
         loop {
             if started.elapsed() > Duration::from_secs(120) {
                 bail!("server not ready after 120 s");
             }
-            if let Ok(r) = client.get(format!("{base}/ready")).send().await {
+            if let Ok(r) = client.get(format!("{}/ready", self.base())).send().await {
                 if r.status().is_success() {
-                    return Ok(started.elapsed().as_secs_f64());
+                    return Ok(());
                 }
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-    })?;
+    }
+}
+
+fn http_bench(args: &EmbedBenchArgs, texts: &[String], threads: usize) -> anyhow::Result<Value> {
+    let started = Instant::now();
+    let threads = threads.to_string();
+    let server = Server::start(
+        &[
+            "--model",
+            &args.model,
+            "--backend",
+            &args.backend,
+            "--threads",
+            &threads,
+            "--log-level",
+            "warn",
+            "--max-concurrent-requests",
+            "4096",
+        ],
+        &[],
+    )?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency * 2).build()?;
+    let base = server.base();
+    rt.block_on(server.wait_ready(&client))?;
+    let cold_start = started.elapsed().as_secs_f64();
     let pid = server.child.id();
     let idle_rss = rss_bytes(pid, "VmRSS:");
 

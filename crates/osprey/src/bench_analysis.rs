@@ -31,7 +31,7 @@ use osprey_types::analysis::{
 };
 use serde_json::{json, Value};
 
-use crate::bench::{free_port, machine, python, read_corpus, rss_bytes, Server};
+use crate::bench::{machine, python, read_corpus, rss_bytes, Server};
 
 #[derive(Debug, clap::Args)]
 pub struct AnalysisBenchArgs {
@@ -310,34 +310,20 @@ print(json.dumps({"engine": "vaderSentiment", "texts": len(texts), "seconds": dt
 
 /// `/v1/sentiment` and `/v1/emotion` under N concurrent single-text clients.
 fn http(args: &AnalysisBenchArgs, texts: &[String]) -> anyhow::Result<Value> {
-    let port = free_port()?;
-    let exe = std::env::current_exe()?;
-    let child = Command::new(exe)
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--model", &args.model, "--log-level", "warn"])
-        .args(["--max-concurrent-requests", "4096"])
-        .env("OSPREY_ANALYSIS__VADER_DIR", &args.vader_dir)
-        // Measure the work, not the cache: every request is a miss.
-        .env("OSPREY_ANALYSIS__CACHE__SENTIMENT_CACHE_SIZE", "0")
-        .env("OSPREY_ANALYSIS__CACHE__EMOTION_CACHE_SIZE", "0")
-        .stdout(Stdio::null())
-        .spawn()
-        .context("failed to start osprey serve")?;
-    let server = Server { child, port };
+    let zero = std::ffi::OsStr::new("0");
+    let server = Server::start(
+        &["--model", &args.model, "--log-level", "warn", "--max-concurrent-requests", "4096"],
+        &[
+            ("OSPREY_ANALYSIS__VADER_DIR", args.vader_dir.as_os_str()),
+            // Measure the work, not the cache: every request is a miss.
+            ("OSPREY_ANALYSIS__CACHE__SENTIMENT_CACHE_SIZE", zero),
+            ("OSPREY_ANALYSIS__CACHE__EMOTION_CACHE_SIZE", zero),
+        ],
+    )?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency * 2).build()?;
-    let base = format!("http://127.0.0.1:{}", server.port);
-    rt.block_on(async {
-        let started = Instant::now();
-        loop {
-            anyhow::ensure!(started.elapsed() < Duration::from_secs(120), "server not ready after 120 s");
-            if let Ok(r) = client.get(format!("{base}/ready")).send().await {
-                if r.status().is_success() {
-                    return Ok(());
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })?;
+    let base = server.base();
+    rt.block_on(server.wait_ready(&client))?;
     // Bodies are serialised and the URL parsed once, so the client spends its
     // share of the two cores on requests, not on preparing them.
     let bodies: Arc<Vec<Vec<u8>>> =

@@ -104,12 +104,6 @@ impl<V: ApproxBytes + Send + Sync + 'static> TaskCache<V> {
     pub fn entries(&self) -> u64 {
         self.cache.as_ref().map_or(0, |c| c.entry_count())
     }
-
-    pub fn clear(&self) {
-        if let Some(c) = &self.cache {
-            c.invalidate_all();
-        }
-    }
 }
 
 mod sizes {

@@ -42,6 +42,13 @@ pub struct ResolvedOptions {
     pub vader_weight: f32,
 }
 
+impl ResolvedOptions {
+    /// Whether the VADER-derived distribution is blended in.
+    pub fn ensemble(&self) -> bool {
+        self.enable_vader && self.vader_weight > 0.0
+    }
+}
+
 /// One answer before it becomes a wire type.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EmotionOutcome {
@@ -199,7 +206,7 @@ impl EmotionService {
         if texts.is_empty() {
             return Vec::new();
         }
-        if opts.model_weight <= 0.0 && opts.enable_vader && sentiments.len() == texts.len() {
+        if opts.model_weight <= 0.0 && opts.ensemble() && sentiments.len() == texts.len() {
             // A zero-weight model adds nothing to the blend: skip the call.
             metrics::counter!(m::EMOTION_PATH_TOTAL, "path" => "ensemble").increment(texts.len() as u64);
             return sentiments
@@ -221,7 +228,7 @@ impl EmotionService {
                 return texts.iter().map(|t| self.lexicon(t)).collect();
             }
         };
-        let ensemble = opts.enable_vader && opts.vader_weight > 0.0;
+        let ensemble = opts.ensemble();
         let path = if ensemble { EmotionPath::Ensemble } else { EmotionPath::Model };
         metrics::counter!(m::EMOTION_PATH_TOTAL, "path" => if ensemble { "ensemble" } else { "model" })
             .increment(texts.len() as u64);

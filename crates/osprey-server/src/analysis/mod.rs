@@ -55,16 +55,6 @@ struct Caches {
     analyze: TaskCache<osprey_types::analysis::PostAnalysis>,
 }
 
-/// Entries per task cache, for the performance API and tests.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct CacheEntries {
-    pub sentiment: u64,
-    pub emotion: u64,
-    pub trajectory: u64,
-    pub summary: u64,
-    pub analyze: u64,
-}
-
 pub struct Analyzer {
     settings: AnalysisSettings,
     vader: Result<Arc<Vader>, String>,
@@ -101,24 +91,9 @@ impl Analyzer {
         }
     }
 
-    pub fn settings(&self) -> &AnalysisSettings {
-        &self.settings
-    }
-
-    pub fn cache_entries(&self) -> CacheEntries {
-        let c = &self.caches;
-        CacheEntries {
-            sentiment: c.sentiment.entries(),
-            emotion: c.emotion.entries(),
-            trajectory: c.trajectory.entries(),
-            summary: c.summary.entries(),
-            analyze: c.analyze.entries(),
-        }
-    }
-
     /// What `/info` reports about the analysis side.
     pub fn details(&self) -> osprey_types::api::AnalysisDetails {
-        let e = self.cache_entries();
+        let c = &self.caches;
         osprey_types::api::AnalysisDetails {
             vader: match &self.vader {
                 Ok(v) => format!("ok ({} entries)", v.lexicon_len()),
@@ -128,27 +103,17 @@ impl Analyzer {
             emotion_model_weight: self.settings.emotion.model_weight,
             emotion_vader_weight: self.settings.emotion.vader_weight,
             cache_entries: [
-                ("sentiment", e.sentiment),
-                ("emotion", e.emotion),
-                ("trajectory", e.trajectory),
-                ("summary", e.summary),
-                ("analyze", e.analyze),
+                ("sentiment", c.sentiment.entries()),
+                ("emotion", c.emotion.entries()),
+                ("trajectory", c.trajectory.entries()),
+                ("summary", c.summary.entries()),
+                ("analyze", c.analyze.entries()),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
             topic_sets: self.topics.list().len(),
         }
-    }
-
-    /// Empties every result cache.
-    pub fn clear_caches(&self) {
-        let c = &self.caches;
-        c.sentiment.clear();
-        c.emotion.clear();
-        c.trajectory.clear();
-        c.summary.clear();
-        c.analyze.clear();
     }
 
     /// Whether the analysis routes can answer (VADER loaded, emotion model
@@ -385,21 +350,12 @@ impl Analyzer {
         let started = Instant::now();
         let segs = self.segments(&text).await?;
         let seg_texts: Vec<String> = segs.iter().map(|s| s.text(&text).to_string()).collect();
-        let (scores, used) = match embedder {
-            Some(e) if segs.len() > 1 => {
-                let vectors = embed_all(&e, seg_texts.clone()).await?;
-                let c = centrality_of(method);
-                (off_runtime_vec(vectors, move |v| centrality_scores(&v, c)).await?, method_used(method, segs.len()))
-            }
-            _ => (
-                off_runtime(&seg_texts, |t| {
-                    let refs: Vec<&str> = t.iter().map(String::as_str).collect();
-                    tfidf_scores(&refs, Centrality::Centroid)
-                })
-                .await?,
-                if segs.len() > 1 || method == SummaryMethod::Tfidf { SummaryMethod::Tfidf } else { method },
-            ),
+        let vectors = match embedder {
+            Some(e) if segs.len() > 1 => Some(embed_all(&e, seg_texts.clone()).await?),
+            _ => None,
         };
+        let big = seg_texts.len() > INLINE_SEGMENTS;
+        let (scores, used) = blocking_if(big, move || rank_sentences(&seg_texts, vectors.as_deref(), method)).await?;
         let out = build_summary(&text, &segs, &scores, k, used);
         stage("summary", started);
         metrics::counter!(m::ANALYSIS_TEXTS_TOTAL, "task" => "summary").increment(1);
@@ -589,9 +545,7 @@ async fn off_runtime<T: Send + 'static>(
         return Ok(f(texts));
     }
     let owned = texts.to_vec();
-    tokio::task::spawn_blocking(move || f(&owned))
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("analysis task failed: {e}")))
+    blocking_if(true, move || f(&owned)).await
 }
 
 /// Runs `f` on the blocking pool when `big`, else inline.
@@ -604,6 +558,25 @@ async fn blocking_if<T: Send + 'static>(big: bool, f: impl FnOnce() -> T + Send 
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("analysis task failed: {e}")))
 }
 
+/// Scores sentences for a summary: centrality of their `vectors` when there
+/// are any (and the method is not TF-IDF), else TF-IDF. Returns the scores
+/// and the method that actually ran.
+fn rank_sentences(
+    sentences: &[String],
+    vectors: Option<&[Vec<f32>]>,
+    method: SummaryMethod,
+) -> (Vec<f64>, SummaryMethod) {
+    match vectors {
+        Some(v) if method != SummaryMethod::Tfidf && sentences.len() > 1 => {
+            (centrality_scores(v, centrality_of(method)), method_used(method, sentences.len()))
+        }
+        _ => {
+            let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
+            (tfidf_scores(&refs, Centrality::Centroid), SummaryMethod::Tfidf)
+        }
+    }
+}
+
 /// The summary method that really runs: graph methods fall back to the
 /// centroid above `MAX_GRAPH_SENTENCES` sentences.
 fn method_used(method: SummaryMethod, sentences: usize) -> SummaryMethod {
@@ -613,19 +586,6 @@ fn method_used(method: SummaryMethod, sentences: usize) -> SummaryMethod {
         }
         other => other,
     }
-}
-
-/// Like [`off_runtime`] for work over vectors (always off the runtime above 64 rows).
-async fn off_runtime_vec<T: Send + 'static>(
-    vectors: Vec<Vec<f32>>,
-    f: impl FnOnce(Vec<Vec<f32>>) -> T + Send + 'static,
-) -> ApiResult<T> {
-    if vectors.len() <= 64 {
-        return Ok(f(vectors));
-    }
-    tokio::task::spawn_blocking(move || f(vectors))
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("analysis task failed: {e}")))
 }
 
 pub fn wire_sentiment(s: &Sentiment) -> SentimentScores {

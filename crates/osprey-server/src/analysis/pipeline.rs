@@ -16,9 +16,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use osprey_nlp::emotion::{EmotionDist, EmotionLexicon};
+use osprey_nlp::emotion::EmotionDist;
 use osprey_nlp::segment::Segment;
-use osprey_nlp::summary::{centrality_scores, tfidf_scores, Centrality};
 use osprey_nlp::topics::mean_direction;
 use osprey_nlp::vader::Sentiment;
 use osprey_types::analysis::{AnalyzeRequest, AnalyzeResponse, EmotionPath, PostAnalysis, SummaryMethod, Task};
@@ -27,8 +26,8 @@ use osprey_types::metrics as m;
 use super::cache::KeyBuilder;
 use super::emotion::EmotionOutcome;
 use super::{
-    blocking_if, build_summary, build_trajectory, centrality_of, check_smoothing, check_threshold, embed_all,
-    method_used, off_runtime, stage, wire_sentiment, Analyzer, INLINE_SEGMENTS,
+    blocking_if, build_summary, build_trajectory, check_smoothing, check_threshold, embed_all, off_runtime,
+    rank_sentences, stage, wire_sentiment, Analyzer, INLINE_SEGMENTS,
 };
 use crate::error::{ApiError, ApiResult};
 
@@ -130,9 +129,7 @@ impl Analyzer {
         }
 
         // Per sentence: VADER (for trajectories and the ensemble), emotion, vectors.
-        let model = if need_emotion { Some(self.emotion.model_for(opts)) } else { None };
-        let need_sentence_vader =
-            wants(Task::Trajectory) || matches!(model, Some(Ok(_))) && opts.enable_vader && opts.vader_weight > 0.0;
+        let need_sentence_vader = wants(Task::Trajectory) || (expects_model && opts.ensemble());
         let v = Arc::clone(&vader);
         let started = Instant::now();
         let sentence_vader: Vec<Sentiment> = if need_sentence_vader && !sentences.is_empty() {
@@ -142,23 +139,10 @@ impl Analyzer {
         };
         stage("sentiment", started);
         let started = Instant::now();
-        let emotions: Vec<EmotionOutcome> = match model {
-            _ if sentences.is_empty() => Vec::new(),
-            None => Vec::new(),
-            Some(Ok(model)) => {
-                let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
-                self.emotion.classify(&model, &refs, &sentence_vader, opts, osprey_engine::Truncation::Chunk).await
-            }
-            Some(Err(reason)) => {
-                self.emotion.record_fallback(reason, sentences.len());
-                let lexicon = EmotionLexicon::builtin();
-                off_runtime(&sentences, move |t| {
-                    t.iter()
-                        .map(|x| EmotionOutcome { dist: lexicon.score(x).dist, path: EmotionPath::Lexicon })
-                        .collect()
-                })
-                .await?
-            }
+        let emotions: Vec<EmotionOutcome> = if need_emotion && !sentences.is_empty() {
+            self.emotions_of(&sentences, Arc::clone(&vader), opts, Some(&sentence_vader)).await?
+        } else {
+            Vec::new()
         };
         stage("emotion", started);
         let vectors = match &embedder {
@@ -227,21 +211,8 @@ impl Assembly {
             build_trajectory(&w.text, &w.segs, s, e, self.smoothing)
         });
         let summary = wants(Task::Summary).then(|| {
-            let tfidf = self.summary_method == SummaryMethod::Tfidf || self.vectors.is_empty() || w.segs.len() < 2;
-            let (scores, method) = if tfidf {
-                let refs: Vec<&str> = self.sentences[range.clone()].iter().map(String::as_str).collect();
-                let method = if self.vectors.is_empty() || w.segs.len() > 1 {
-                    SummaryMethod::Tfidf
-                } else {
-                    self.summary_method
-                };
-                (tfidf_scores(&refs, Centrality::Centroid), method)
-            } else {
-                (
-                    centrality_scores(&self.vectors[range.clone()], centrality_of(self.summary_method)),
-                    method_used(self.summary_method, w.segs.len()),
-                )
-            };
+            let vectors = (!self.vectors.is_empty()).then(|| &self.vectors[range.clone()]);
+            let (scores, method) = rank_sentences(&self.sentences[range.clone()], vectors, self.summary_method);
             build_summary(&w.text, &w.segs, &scores, self.k, method)
         });
         let topics = match (&self.topic_set, self.threshold) {
