@@ -1,0 +1,1 @@
+//! osprey-cache (being built).
