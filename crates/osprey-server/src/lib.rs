@@ -10,7 +10,9 @@
 //!   summaries, topic sets, one-pass analyze) and its result cache.
 //! - [`error`]: [`ApiError`](error::ApiError), the one error surface.
 //! - `extract`: the JSON extractor whose rejections are `ApiError`s.
-//! - [`routes`]: TEI, OpenAI, probes and metrics, docs.
+//! - [`routes`]: TEI, OpenAI, analysis, storage reads, performance, probes
+//!   and metrics, docs.
+//! - [`storage`]: stored rows as wire bodies.
 //! - [`telemetry`]: Prometheus recorder and HTTP metrics middleware.
 //! - [`state`]: what handlers share.
 
@@ -20,6 +22,7 @@ mod extract;
 pub mod routes;
 pub mod settings;
 pub mod state;
+pub mod storage;
 pub mod telemetry;
 
 use std::sync::Arc;
@@ -59,12 +62,25 @@ impl Application {
             settings.batching.clone(),
             ResolveOptions::default(),
         ));
+        let metrics = telemetry::prometheus();
+        let store = if settings.store.enabled {
+            let store = osprey_store::Store::open(&settings.store, &settings.server.data_dir)
+                .await
+                .context("failed to open the store")?;
+            tracing::info!(backend = ?store.backend(), "store open, migrations applied");
+            Some(store)
+        } else {
+            None
+        };
+        let cache = osprey_cache::Cache::new(settings.cache.clone()).await.context("failed to set up the cache")?;
         let analyzer = Arc::new(analysis::Analyzer::new(
             settings.analysis.clone(),
             Arc::clone(&registry),
             Some(settings.server.data_dir.clone()),
+            store.clone(),
+            cache.clone(),
         ));
-        let state = AppState { registry, analyzer, metrics: telemetry::prometheus(), settings: Arc::new(settings) };
+        let state = AppState { registry, analyzer, metrics, settings: Arc::new(settings), store, cache };
         Ok(Self { listener, state })
     }
 
@@ -95,7 +111,16 @@ impl Application {
         let (analyzer, batching) = (Arc::clone(&self.state.analyzer), self.state.settings.batching.clone());
         tokio::task::spawn_blocking(move || analyzer.emotion.load_model(&batching));
         tracing::info!(addr = %self.listener.local_addr()?, "osprey listening");
+        let (store, cache) = (self.state.store.clone(), self.state.cache.clone());
         axum::serve(self.listener, router(self.state)).with_graceful_shutdown(shutdown).await?;
+        // In-flight requests are done: what they queued is written before exit.
+        if let Some(store) = store {
+            match store.close().await {
+                Ok(report) => tracing::info!(?report, "store writer drained"),
+                Err(e) => tracing::error!(error = %e, "store writer did not drain"),
+            }
+        }
+        cache.flush_writes().await;
         Ok(())
     }
 }
@@ -110,6 +135,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::tei::router())
         .merge(routes::openai::router())
         .merge(routes::analysis::router())
+        .merge(routes::store::router())
+        .merge(routes::performance::router())
         .merge(routes::probes::router())
         .merge(routes::docs::router())
         .fallback(not_found)

@@ -15,6 +15,8 @@ pub struct Settings {
     pub model: ModelSettings,
     pub batching: BatchingSettings,
     pub analysis: crate::analysis::AnalysisSettings,
+    pub store: osprey_store::StoreSettings,
+    pub cache: osprey_cache::CacheSettings,
     pub log: LogSettings,
 }
 
@@ -23,6 +25,8 @@ impl Settings {
     pub fn validate(&self) -> Result<(), String> {
         self.batching.validate()?;
         self.analysis.validate()?;
+        self.store.validate()?;
+        self.cache.validate().map_err(|e| e.to_string())?;
         if self.server.max_body_bytes < 64 {
             return Err("server.max_body_bytes must be at least 64".into());
         }
@@ -42,7 +46,7 @@ pub struct HttpSettings {
     pub bind: String,
     /// Largest request body accepted (413 above it).
     pub max_body_bytes: usize,
-    /// Where osprey keeps its data (the embedded database, once storage exists).
+    /// Where osprey keeps its data: the embedded SQLite database and topic sets.
     pub data_dir: PathBuf,
 }
 

@@ -16,6 +16,10 @@ pub struct AppState {
     pub analyzer: Arc<Analyzer>,
     pub metrics: PrometheusHandle,
     pub settings: Arc<Settings>,
+    /// Posts and analyses; `None` with `store.enabled = false`.
+    pub store: Option<osprey_store::Store>,
+    /// The two-tier cache (L1 in-process, L2 Redis when configured).
+    pub cache: osprey_cache::Cache,
 }
 
 impl AppState {

@@ -73,7 +73,6 @@ fn describe() {
     describe_counter!(m::EMOTION_FALLBACKS_TOTAL, "Emotion answers that fell back to the lexicon, by reason");
     describe_counter!(m::RESULT_CACHE_REQUESTS_TOTAL, "Result-cache look-ups by task and result");
     describe_counter!(m::RESULT_CACHE_EVICTIONS_TOTAL, "Result-cache evictions by task and cause");
-    describe_gauge!(m::RESULT_CACHE_ENTRIES, "Entries per result cache");
 }
 
 /// Counts and times every request by route template and status class.

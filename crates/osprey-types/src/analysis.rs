@@ -288,6 +288,12 @@ pub struct Post {
     pub created: Option<serde_json::Value>,
     #[serde(default)]
     pub persona_id: Option<String>,
+    /// Where the post came from (`reddit`, `rss`, …); stored with it.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The source's own id for the post, when it differs from `id`.
+    #[serde(default)]
+    pub external_id: Option<String>,
 }
 
 /// `POST /v1/filter`.
@@ -363,6 +369,14 @@ pub struct AnalyzeRequest {
     pub smoothing: SmoothingSpec,
     #[serde(default)]
     pub emotion: EmotionOptions,
+    /// `false`: do not store these posts and results. Default: stored when
+    /// the server's storage is on.
+    #[serde(default)]
+    pub store: Option<bool>,
+    /// `false`: recompute even when the same content was already analysed
+    /// and stored with the same tasks, options and models. Default `true`.
+    #[serde(default)]
+    pub reuse: Option<bool>,
 }
 
 /// Everything `/v1/analyze` found in one post.
@@ -383,6 +397,16 @@ pub struct PostAnalysis {
     pub topics: Option<TopicMatch>,
     /// Answered from the result cache.
     pub cached: bool,
+    /// Answered from stored analyses of the same content (nothing recomputed).
+    #[serde(default)]
+    pub reused: bool,
+    /// The post id the content is stored under: this post's `id`, or the id
+    /// of an earlier post with the same content. Absent when not stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_id: Option<String>,
+    /// Stored analysis ids by task (`GET /v1/analyses/{id}`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub analysis_ids: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -125,8 +125,10 @@ pub struct AnalysisDetails {
     pub emotion_model: String,
     pub emotion_model_weight: f32,
     pub emotion_vader_weight: f32,
-    /// Entries held per result cache.
-    pub cache_entries: std::collections::BTreeMap<String, u64>,
+    /// Where each task's results are cached: `off`, `local` (L1) or `shared` (L1 and Redis).
+    pub cache_policies: std::collections::BTreeMap<String, String>,
+    /// `sqlite`, `postgres` or `off`.
+    pub storage: String,
     pub topic_sets: usize,
 }
 

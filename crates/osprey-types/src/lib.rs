@@ -7,8 +7,10 @@
 //! - [`api`]: request and response bodies (TEI- and OpenAI-compatible).
 //! - [`error`]: the one error body and its codes.
 //! - [`metrics`]: metric names and histogram buckets.
+//! - [`store`]: bodies of the storage read routes.
 
 pub mod analysis;
 pub mod api;
 pub mod error;
 pub mod metrics;
+pub mod store;

@@ -44,9 +44,11 @@ pub const ANALYSIS_TEXTS_TOTAL: &str = "osprey_analysis_texts_total";
 pub const EMOTION_PATH_TOTAL: &str = "osprey_emotion_path_total";
 /// Emotion answers that fell back to the lexicon (`reason`: no_model, model_failed, model_error, disabled).
 pub const EMOTION_FALLBACKS_TOTAL: &str = "osprey_emotion_fallbacks_total";
+/// `/v1/analyze` posts answered from stored analyses of the same content.
+pub const ANALYSIS_REUSED_TOTAL: &str = "osprey_analysis_reused_total";
+/// Stored-analysis look-ups that failed or timed out (`reason`), so the posts were computed.
+pub const ANALYSIS_STORE_LOOKUP_FAILURES_TOTAL: &str = "osprey_analysis_store_lookup_failures_total";
 /// Result-cache look-ups by task and `result` (hit, miss).
 pub const RESULT_CACHE_REQUESTS_TOTAL: &str = "osprey_result_cache_requests_total";
 /// Result-cache evictions by task and `cause` (size, expired, replaced, explicit).
 pub const RESULT_CACHE_EVICTIONS_TOTAL: &str = "osprey_result_cache_evictions_total";
-/// Entries held per task cache.
-pub const RESULT_CACHE_ENTRIES: &str = "osprey_result_cache_entries";

@@ -156,15 +156,17 @@ pub fn analysis(args: &AnalysisBenchArgs) -> anyhow::Result<()> {
     let uncached = {
         let mut s =
             AnalysisSettings { vader_dir: args.vader_dir.clone(), max_texts: 4096, ..AnalysisSettings::default() };
+        use osprey_server::analysis::settings::CachePolicy::Off;
         let c = &mut s.cache;
-        (c.sentiment_cache_size, c.emotion_cache_size, c.summary_cache_size, c.analyze_cache_size) = (0, 0, 0, 0);
+        (c.sentiment, c.emotion, c.trajectory, c.summary, c.analyze) = (Off, Off, Off, Off, Off);
         s
     };
     let model = ModelSettings { model: args.model.clone(), ..ModelSettings::default() };
     let batching = BatchingSettings { max_client_batch_size: 4096, ..BatchingSettings::default() };
     let registry = Arc::new(ModelRegistry::new("default", model, batching, ResolveOptions::default()));
     rt.block_on(registry.preload())?;
-    let analyzer = Analyzer::new(uncached, Arc::clone(&registry), None);
+    let l1 = || osprey_cache::Cache::l1_only(osprey_cache::L1Settings::default());
+    let analyzer = Analyzer::new(uncached, Arc::clone(&registry), None, None, l1()?);
     analyzer.readiness().map_err(anyhow::Error::msg)?;
 
     // Sentiment and lexicon emotion, requests of 256 texts.
@@ -196,6 +198,8 @@ pub fn analysis(args: &AnalysisBenchArgs) -> anyhow::Result<()> {
             author: None,
             created: None,
             persona_id: None,
+            source: None,
+            external_id: None,
         })
         .collect();
     let request = |posts: &[Post]| AnalyzeRequest {
@@ -207,6 +211,8 @@ pub fn analysis(args: &AnalysisBenchArgs) -> anyhow::Result<()> {
         summary_method: SummaryMethod::Centroid,
         smoothing: SmoothingSpec::default(),
         emotion: EmotionOptions::default(),
+        store: None,
+        reuse: None,
     };
     let analyzer = Arc::new(analyzer);
     let (posts_per_s, sentences) = rt.block_on(async {
@@ -236,7 +242,7 @@ pub fn analysis(args: &AnalysisBenchArgs) -> anyhow::Result<()> {
 
     // A cached repeat: the same post and the same emotion text, answered from the cache.
     let cached_settings = AnalysisSettings { vader_dir: args.vader_dir.clone(), ..AnalysisSettings::default() };
-    let cached = Analyzer::new(cached_settings, Arc::clone(&registry), None);
+    let cached = Analyzer::new(cached_settings, Arc::clone(&registry), None, None, l1()?);
     let repeat = rt.block_on(async {
         cached.put_topics("bench", topic_request()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         let one = request(&posts[..1]);

@@ -28,6 +28,12 @@ pub enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
+    /// Apply the store's schema migrations (also done at every start) and
+    /// report which versions are in place.
+    Migrate {
+        #[command(flatten)]
+        flags: ServeOverrides,
+    },
     /// Benchmarks that print figures and ratios against a baseline.
     Bench {
         #[command(subcommand)]

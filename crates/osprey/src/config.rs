@@ -62,6 +62,16 @@ pub struct ServeOverrides {
     /// Directory of VADER's lexicon files (analysis.vader_dir).
     #[arg(long)]
     pub vader_dir: Option<PathBuf>,
+    /// PostgreSQL (`postgres://…`) or SQLite (`sqlite://path`) URL (store.url);
+    /// default: SQLite at <data_dir>/osprey.db.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Do not store posts and analyses (store.enabled = false).
+    #[arg(long)]
+    pub no_store: bool,
+    /// Redis URL of the shared L2 cache (cache.l2.url); default: L1 only.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
 }
 
 impl ServeOverrides {
@@ -126,8 +136,25 @@ impl ServeOverrides {
         if let Some(v) = &self.emotion_model {
             put("analysis", "emotion", json!({ "model": v }))
         }
+        if let Some(v) = &self.database_url {
+            put("store", "url", json!(v))
+        }
+        if self.no_store {
+            put("store", "enabled", json!(false))
+        }
+        if let Some(v) = &self.redis_url {
+            put("cache", "l2", json!({ "url": v }))
+        }
         serde_json::Value::Object(root)
     }
+}
+
+/// `settings` with the passwords in its URLs replaced by `***`, for printing.
+pub fn redacted(settings: &Settings) -> Settings {
+    let mut s = settings.clone();
+    s.store.url = s.store.url.as_deref().map(osprey_cache::redact_url);
+    s.cache.l2.url = s.cache.l2.url.as_deref().map(osprey_cache::redact_url);
+    s
 }
 
 /// The settings file used when `--config` is not given: `./osprey.toml` if present.
@@ -191,20 +218,34 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
                 "osprey.toml",
-                "[analysis]\nsummary_k = 5\n[analysis.emotion]\nmodel_weight = 0.6\nvader_weight = 0.4\n[analysis.cache]\nemotion_cache_size = 42\n",
+                "[analysis]\nsummary_k = 5\n[analysis.emotion]\nmodel_weight = 0.6\nvader_weight = 0.4\n[analysis.cache]\nemotion = \"local\"\n",
             )?;
-            jail.set_env("OSPREY_ANALYSIS__CACHE__TTL", "30s");
+            jail.set_env("OSPREY_ANALYSIS__STORE_LOOKUP_TIMEOUT", "30ms");
             let flags = ServeOverrides { emotion_model: Some("models/emo".into()), ..Default::default() };
             let s = load(Some(Path::new("osprey.toml")), &flags).map_err(|e| e.to_string())?;
             assert_eq!(s.analysis.summary_k, 5);
             assert_eq!(s.analysis.emotion.model, "models/emo", "flag");
             assert!((s.analysis.emotion.model_weight - 0.6).abs() < 1e-6, "file, beside the flag's key");
-            assert_eq!(s.analysis.cache.emotion_cache_size, 42);
-            assert_eq!(s.analysis.cache.ttl, std::time::Duration::from_secs(30), "env");
+            assert_eq!(s.analysis.cache.emotion, osprey_server::analysis::settings::CachePolicy::Local);
+            assert_eq!(s.analysis.store_lookup_timeout, std::time::Duration::from_millis(30), "env");
             jail.create_file("bad.toml", "[analysis.emotion]\nmodel_weight = -1.0\n")?;
             assert!(load(Some(Path::new("bad.toml")), &ServeOverrides::default()).is_err());
             Ok(())
         });
+    }
+
+    #[test]
+    fn config_print_hides_passwords() {
+        let flags = ServeOverrides {
+            database_url: Some("postgres://app:s3cret@db:5432/osprey".into()),
+            redis_url: Some("redis://:hunter2@127.0.0.1:6379/0".into()),
+            ..Default::default()
+        };
+        let s = load_from(None, &flags, Env::prefixed("OSPREY_TEST_NONE_")).expect("settings");
+        assert_eq!(s.store.url.as_deref(), Some("postgres://app:s3cret@db:5432/osprey"), "the real URL is used");
+        let shown = toml::to_string(&redacted(&s)).expect("toml");
+        assert!(!shown.contains("s3cret") && !shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("postgres://app:***@db:5432/osprey"), "{shown}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - [`cli`]: clap definitions.
 //! - [`config`]: settings layering (file → env → flags).
 //! - [`models`]: `osprey models list|pull|info`.
+//! - `migrate`: `osprey migrate`.
 //! - [`bench`]: `osprey bench embed`.
 //! - [`bench_analysis`]: `osprey bench analysis` and `osprey bench emotion-model`.
 
@@ -31,15 +32,34 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Config { command: ConfigCommand::Print { flags } } => {
             let settings = config::load(config_path.as_deref(), &flags)?;
-            print!("{}", toml::to_string_pretty(&settings).context("failed to render settings")?);
+            let shown = config::redacted(&settings);
+            print!("{}", toml::to_string_pretty(&shown).context("failed to render settings")?);
         }
         Command::Models { command } => models::run(command, config_path.as_deref())?,
+        Command::Migrate { flags } => {
+            let settings = config::load(config_path.as_deref(), &flags)?;
+            init_tracing(&settings.log.level, &settings.log.format);
+            runtime()?.block_on(migrate(&settings))?;
+        }
         Command::Bench { command } => {
             init_tracing("warn", "text");
             return bench::run(command);
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `osprey migrate`: opens the configured store (which applies pending
+/// migrations) and prints the versions in place.
+async fn migrate(settings: &osprey_server::Settings) -> anyhow::Result<()> {
+    let store = osprey_store::Store::open(&settings.store, &settings.server.data_dir)
+        .await
+        .context("failed to open the store")?;
+    let report = store.migrate().await.context("failed to migrate")?;
+    println!("{} ({:?})", settings.store.display_url(&settings.server.data_dir), store.backend());
+    println!("{report}");
+    store.close().await.context("failed to close the store")?;
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

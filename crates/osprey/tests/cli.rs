@@ -30,6 +30,21 @@ fn config_print_shows_layered_settings() {
 }
 
 #[test]
+fn migrate_creates_the_schema_and_is_idempotent() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = data.path().to_str().expect("utf8");
+    for run in 0..2 {
+        let out = osprey().args(["migrate", "--data-dir", dir]).output().expect("run");
+        assert!(out.status.success(), "run {run}: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Sqlite") && text.contains("osprey.db"), "run {run}: {text}");
+    }
+    assert!(data.path().join("osprey.db").is_file());
+    let bad = osprey().args(["migrate", "--database-url", "mysql://nope"]).output().expect("run");
+    assert!(!bad.status.success(), "an unsupported URL is an error");
+}
+
+#[test]
 fn bad_settings_fail_with_a_clear_message() {
     let out = osprey().args(["config", "print", "--device", "tpu"]).output().expect("run");
     assert!(!out.status.success());
@@ -56,8 +71,10 @@ fn models_info_reads_the_model_directory() {
 #[test]
 fn missing_model_keeps_the_server_alive_but_not_ready() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let data = tempfile::tempdir().expect("tempdir");
     let mut child = osprey()
         .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--model", "no/such-model", "--log-level", "error"])
+        .args(["--data-dir", data.path().to_str().expect("utf8")])
         .env("OSPREY_OFFLINE", "1")
         .env("HF_HUB_CACHE", "/nonexistent")
         .stdout(Stdio::null())

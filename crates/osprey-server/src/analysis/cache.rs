@@ -1,48 +1,35 @@
-//! The result cache: content-addressed, one bounded cache per task.
+//! The analysis result cache: content-addressed answers per task, kept in
+//! the two-tier cache ([`osprey_cache::Cache`]) as `prediction` entries.
 //!
 //! A key is a 128-bit XXH3 hash over the task, the model revisions that
 //! shaped the answer, the request's options and the text, each part
 //! length-prefixed so that no two different inputs share a byte stream.
-//! Entries live in moka caches (TinyLFU admission, LRU eviction, TTL), so a
-//! repeated request is answered without touching the engine.
+//! Each task's [`CachePolicy`] says whether its answers stay in-process or
+//! are shared with other replicas through Redis.
 
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use moka::notification::RemovalCause;
+pub use osprey_cache::KeyBuilder;
+use osprey_cache::{Cache, CacheKey, Cacheable, Kind};
 use osprey_types::metrics as m;
-use serde::Serialize;
-use xxhash_rust::xxh3::Xxh3;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
-/// Builds a cache key from length-prefixed parts.
-#[derive(Clone)]
-pub struct KeyBuilder(Xxh3);
+use super::settings::CachePolicy;
+use crate::error::{ApiError, ApiResult};
 
-impl KeyBuilder {
-    pub fn new(task: &str) -> Self {
-        let mut k = Self(Xxh3::new());
-        k.part(task.as_bytes());
-        k
-    }
+/// Request options as a key part. Options are plain data whose JSON cannot
+/// fail; were it to, an empty part still keeps keys distinct by position.
+pub trait KeyParts {
+    fn opts(&mut self, v: &impl Serialize) -> &mut Self;
+}
 
-    pub fn part(&mut self, bytes: &[u8]) -> &mut Self {
-        self.0.update(&(bytes.len() as u64).to_le_bytes());
-        self.0.update(bytes);
-        self
-    }
-
-    pub fn str(&mut self, s: &str) -> &mut Self {
-        self.part(s.as_bytes())
-    }
-
-    /// Adds a serialisable value (request options) as compact JSON.
-    pub fn json(&mut self, v: &impl Serialize) -> &mut Self {
-        let bytes = serde_json::to_vec(v).unwrap_or_default();
-        self.part(&bytes)
-    }
-
-    pub fn finish(&self) -> u128 {
-        self.0.digest128()
+impl KeyParts for KeyBuilder {
+    fn opts(&mut self, v: &impl Serialize) -> &mut Self {
+        self.part(&serde_json::to_vec(v).unwrap_or_default())
     }
 }
 
@@ -52,57 +39,109 @@ pub trait ApproxBytes {
     fn approx_bytes(&self) -> usize;
 }
 
-/// One task's cache. Disabled (every look-up a miss, nothing stored) when its
-/// size is 0. Values over `max_entry_bytes` are not stored.
-pub struct TaskCache<V> {
-    task: &'static str,
-    cache: Option<moka::sync::Cache<u128, Arc<V>>>,
-    max_entry_bytes: usize,
+/// How a task's answer is held in the cache.
+#[derive(Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Entry<V>(pub V);
+
+impl<V> Cacheable for Entry<V>
+where
+    V: ApproxBytes + Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    fn approx_bytes(&self) -> usize {
+        self.0.approx_bytes()
+    }
 }
 
-impl<V: ApproxBytes + Send + Sync + 'static> TaskCache<V> {
-    pub fn new(task: &'static str, capacity: u64, ttl: Duration, max_entry_bytes: usize) -> Self {
-        let cache = (capacity > 0).then(|| {
-            moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .eviction_listener(move |_key, _value, cause| {
-                    let cause = match cause {
-                        RemovalCause::Size => "size",
-                        RemovalCause::Expired => "expired",
-                        RemovalCause::Replaced => "replaced",
-                        RemovalCause::Explicit => "explicit",
-                    };
-                    metrics::counter!(m::RESULT_CACHE_EVICTIONS_TOTAL, "task" => task, "cause" => cause).increment(1);
-                })
-                .build()
-        });
-        Self { task, cache, max_entry_bytes }
+/// One task's view of the cache: its policy, its size limit and its
+/// hit/miss counters.
+pub struct TaskCache<V> {
+    task: &'static str,
+    cache: Cache,
+    policy: CachePolicy,
+    max_entry_bytes: usize,
+    _value: PhantomData<fn() -> V>,
+}
+
+impl<V> TaskCache<V>
+where
+    V: ApproxBytes + Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    pub fn new(task: &'static str, cache: Cache, policy: CachePolicy, max_entry_bytes: usize) -> Self {
+        Self { task, cache, policy, max_entry_bytes, _value: PhantomData }
     }
 
-    pub fn get(&self, key: u128) -> Option<Arc<V>> {
-        let cache = self.cache.as_ref()?;
-        let hit = cache.get(&key);
+    /// The cached answer for `key`: L1, then (for shared tasks) Redis.
+    pub async fn get(&self, key: CacheKey) -> Option<V> {
+        let hit: Option<Arc<Entry<V>>> = match self.policy {
+            CachePolicy::Off => return None,
+            CachePolicy::Local => self.cache.get_l1(Kind::Prediction, key),
+            CachePolicy::Shared => self.cache.get(Kind::Prediction, key).await,
+        };
         let result = if hit.is_some() { "hit" } else { "miss" };
         metrics::counter!(m::RESULT_CACHE_REQUESTS_TOTAL, "task" => self.task, "result" => result).increment(1);
-        hit
+        hit.map(|e| e.0.clone())
     }
 
-    pub fn insert(&self, key: u128, value: Arc<V>) {
+    /// The cached answer for `key`, or `compute`'s, cached when it says the
+    /// answer may be (`(value, true)`) and it fits. Shared tasks go through
+    /// [`Cache::memoize`], so concurrent identical requests compute once.
+    pub async fn memoize<F, Fut>(&self, key: CacheKey, compute: F) -> ApiResult<V>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = ApiResult<(V, bool)>>,
+    {
+        if self.policy != CachePolicy::Shared {
+            if let Some(hit) = self.get(key).await {
+                return Ok(hit);
+            }
+            let (value, keep) = compute().await?;
+            if keep {
+                self.insert(key, value.clone());
+            }
+            return Ok(value);
+        }
+        /// Why an answer bypassed the cache.
+        enum Bypass<V> {
+            Uncacheable(V),
+            Failed(ApiError),
+        }
+        let ran = AtomicBool::new(false);
+        let max = self.max_entry_bytes;
+        let outcome = self
+            .cache
+            .memoize(Kind::Prediction, key, || async {
+                ran.store(true, Ordering::Relaxed);
+                match compute().await {
+                    Ok((v, true)) if v.approx_bytes() <= max => Ok(Entry(v)),
+                    Ok((v, _)) => Err(Bypass::Uncacheable(v)),
+                    Err(e) => Err(Bypass::Failed(e)),
+                }
+            })
+            .await;
+        let result = if ran.load(Ordering::Relaxed) { "miss" } else { "hit" };
+        metrics::counter!(m::RESULT_CACHE_REQUESTS_TOTAL, "task" => self.task, "result" => result).increment(1);
+        match outcome {
+            Ok(entry) => Ok(entry.0.clone()),
+            Err(Bypass::Uncacheable(v)) => Ok(v),
+            Err(Bypass::Failed(e)) => Err(e),
+        }
+    }
+
+    pub fn insert(&self, key: CacheKey, value: V) {
+        if self.policy == CachePolicy::Off {
+            return;
+        }
         if value.approx_bytes() > self.max_entry_bytes {
             metrics::counter!(m::RESULT_CACHE_EVICTIONS_TOTAL, "task" => self.task, "cause" => "too_large")
                 .increment(1);
             return;
         }
-        if let Some(cache) = &self.cache {
-            cache.insert(key, value);
-            metrics::gauge!(m::RESULT_CACHE_ENTRIES, "task" => self.task).set(cache.entry_count() as f64);
+        let value = Arc::new(Entry(value));
+        match self.policy {
+            CachePolicy::Shared => self.cache.put(Kind::Prediction, key, value),
+            _ => self.cache.put_l1(Kind::Prediction, key, value),
         }
-    }
-
-    /// Entries held (approximate: moka applies writes lazily).
-    pub fn entries(&self) -> u64 {
-        self.cache.as_ref().map_or(0, |c| c.entry_count())
     }
 }
 
@@ -168,44 +207,36 @@ mod tests {
         }
     }
 
-    impl ApproxBytes for u128 {
-        fn approx_bytes(&self) -> usize {
-            16
-        }
+    fn l1() -> Cache {
+        Cache::l1_only(osprey_cache::L1Settings::default()).expect("valid defaults")
     }
 
-    #[test]
-    fn keys_differ_by_part_boundaries_and_content() {
-        let a = KeyBuilder::new("t").str("ab").str("c").finish();
-        let b = KeyBuilder::new("t").str("a").str("bc").finish();
-        let c = KeyBuilder::new("u").str("ab").str("c").finish();
-        assert_ne!(a, b);
-        assert_ne!(a, c);
-        assert_eq!(a, KeyBuilder::new("t").str("ab").str("c").finish());
-    }
-
-    #[test]
-    fn stores_and_returns_and_disables_at_zero() {
-        let cache = TaskCache::new("test", 10, Duration::from_secs(60), 8);
-        cache.insert(1, Arc::new("one".to_string()));
-        assert_eq!(cache.get(1).as_deref().map(String::as_str), Some("one"));
-        assert!(cache.get(2).is_none());
-        cache.insert(3, Arc::new("longer than eight bytes".to_string()));
-        assert!(cache.get(3).is_none(), "over max_entry_bytes: not stored");
-        let off: TaskCache<String> = TaskCache::new("off", 0, Duration::from_secs(60), 1024);
-        off.insert(1, Arc::new("x".into()));
-        assert!(off.get(1).is_none());
-    }
-
-    #[test]
-    fn size_bound_evicts() {
-        let cache = TaskCache::new("bound", 50, Duration::from_secs(60), 1024);
-        for i in 0..1_000u128 {
-            cache.insert(i, Arc::new(i));
-        }
-        if let Some(c) = cache.cache.as_ref() {
-            c.run_pending_tasks();
-        }
-        assert!(cache.entries() <= 50, "{} entries", cache.entries());
+    #[tokio::test]
+    async fn stores_returns_and_respects_policy_and_size() {
+        let cache = l1();
+        let k = |n: u128| CacheKey(n);
+        let t = TaskCache::new("test", cache.clone(), CachePolicy::Local, 8);
+        t.insert(k(1), "one".to_string());
+        assert_eq!(t.get(k(1)).await.as_deref(), Some("one"));
+        assert!(t.get(k(2)).await.is_none());
+        t.insert(k(3), "longer than eight bytes".to_string());
+        assert!(t.get(k(3)).await.is_none(), "over max_entry_bytes: not stored");
+        let off: TaskCache<String> = TaskCache::new("off", cache.clone(), CachePolicy::Off, 1024);
+        off.insert(k(4), "x".into());
+        assert!(off.get(k(4)).await.is_none());
+        // Without an L2 URL a shared task is served from L1 alone.
+        let shared = TaskCache::new("shared", cache, CachePolicy::Shared, 1024);
+        shared.insert(k(5), "five".to_string());
+        assert_eq!(shared.get(k(5)).await.as_deref(), Some("five"));
+        // memoize: computed once, then served; an uncacheable answer is returned, not kept.
+        let v = shared.memoize(k(6), || async { Ok(("six".to_string(), true)) }).await.expect("ok");
+        assert_eq!(v, "six");
+        let again = shared.memoize(k(6), || async { Ok(("other".to_string(), true)) }).await.expect("ok");
+        assert_eq!(again, "six", "served from the cache");
+        let v = shared.memoize(k(7), || async { Ok(("lexicon".to_string(), false)) }).await.expect("ok");
+        assert_eq!(v, "lexicon");
+        assert!(shared.get(k(7)).await.is_none(), "not kept");
+        let err = shared.memoize(k(8), || async { Err(ApiError::validation("bad")) }).await;
+        assert!(err.is_err() && shared.get(k(8)).await.is_none());
     }
 }

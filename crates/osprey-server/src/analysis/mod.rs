@@ -10,9 +10,11 @@
 //! - [`emotion`]: classifier, ensemble and lexicon fallback.
 //! - [`topics`]: the topic-set store.
 //! - `pipeline`: the one-pass `/v1/analyze`.
+//! - `persist`: what `/v1/analyze` stores and reuses.
 
 pub mod cache;
 pub mod emotion;
+mod persist;
 mod pipeline;
 pub mod settings;
 pub mod topics;
@@ -36,10 +38,11 @@ use osprey_types::metrics as m;
 
 pub use settings::AnalysisSettings;
 
-use self::cache::{KeyBuilder, TaskCache};
+use self::cache::{KeyBuilder, KeyParts as _, TaskCache};
 use self::emotion::{EmotionOutcome, EmotionService, ResolvedOptions};
 use self::topics::{TopicDraft, TopicSet, TopicStore};
 use crate::error::{ApiError, ApiResult};
+use osprey_cache::CacheKey;
 
 /// Texts longer than this (in bytes, summed over a request) are analysed on
 /// the blocking pool rather than on the async runtime.
@@ -57,6 +60,8 @@ struct Caches {
 
 pub struct Analyzer {
     settings: AnalysisSettings,
+    /// Where `/v1/analyze` keeps posts and results; `None` with storage off.
+    store: Option<osprey_store::Store>,
     vader: Result<Arc<Vader>, String>,
     pub emotion: EmotionService,
     pub topics: TopicStore,
@@ -67,7 +72,13 @@ pub struct Analyzer {
 impl Analyzer {
     /// Reads VADER's lexicon and opens the topic store; the emotion model
     /// loads later ([`EmotionService::load_model`]).
-    pub fn new(settings: AnalysisSettings, registry: Arc<ModelRegistry>, data_dir: Option<std::path::PathBuf>) -> Self {
+    pub fn new(
+        settings: AnalysisSettings,
+        registry: Arc<ModelRegistry>,
+        data_dir: Option<std::path::PathBuf>,
+        store: Option<osprey_store::Store>,
+        cache: osprey_cache::Cache,
+    ) -> Self {
         let vader = Vader::from_dir(&settings.vader_dir).map(Arc::new).map_err(|e| {
             tracing::error!(error = %e, "VADER lexicon unavailable; sentiment and emotion routes answer 503");
             e.to_string()
@@ -75,16 +86,17 @@ impl Analyzer {
         let c = &settings.cache;
         let max = c.max_entry_bytes;
         let caches = Caches {
-            sentiment: TaskCache::new("sentiment", c.sentiment_cache_size, c.ttl, max),
-            emotion: TaskCache::new("emotion", c.emotion_cache_size, c.ttl, max),
-            trajectory: TaskCache::new("trajectory", c.trajectory_cache_size, c.ttl, max),
-            summary: TaskCache::new("summary", c.summary_cache_size, c.ttl, max),
-            analyze: TaskCache::new("analyze", c.analyze_cache_size, c.ttl, max),
+            sentiment: TaskCache::new("sentiment", cache.clone(), c.sentiment, max),
+            emotion: TaskCache::new("emotion", cache.clone(), c.emotion, max),
+            trajectory: TaskCache::new("trajectory", cache.clone(), c.trajectory, max),
+            summary: TaskCache::new("summary", cache.clone(), c.summary, max),
+            analyze: TaskCache::new("analyze", cache, c.analyze, max),
         };
         Self {
             emotion: EmotionService::new(settings.emotion.clone()),
             topics: TopicStore::open(data_dir.map(|d| d.join("topics"))),
             settings,
+            store,
             vader,
             caches,
             registry,
@@ -93,7 +105,7 @@ impl Analyzer {
 
     /// What `/info` reports about the analysis side.
     pub fn details(&self) -> osprey_types::api::AnalysisDetails {
-        let c = &self.caches;
+        let c = &self.settings.cache;
         osprey_types::api::AnalysisDetails {
             vader: match &self.vader {
                 Ok(v) => format!("ok ({} entries)", v.lexicon_len()),
@@ -102,16 +114,20 @@ impl Analyzer {
             emotion_model: self.emotion.model_status(),
             emotion_model_weight: self.settings.emotion.model_weight,
             emotion_vader_weight: self.settings.emotion.vader_weight,
-            cache_entries: [
-                ("sentiment", c.sentiment.entries()),
-                ("emotion", c.emotion.entries()),
-                ("trajectory", c.trajectory.entries()),
-                ("summary", c.summary.entries()),
-                ("analyze", c.analyze.entries()),
+            cache_policies: [
+                ("sentiment", c.sentiment),
+                ("emotion", c.emotion),
+                ("trajectory", c.trajectory),
+                ("summary", c.summary),
+                ("analyze", c.analyze),
             ]
             .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
+            .map(|(k, v)| (k.to_string(), format!("{v:?}").to_lowercase()))
             .collect(),
+            storage: match &self.store {
+                None => "off".into(),
+                Some(s) => format!("{:?}", s.backend()).to_lowercase(),
+            },
             topic_sets: self.topics.list().len(),
         }
     }
@@ -171,9 +187,11 @@ impl Analyzer {
     pub async fn sentiment(&self, texts: Vec<String>) -> ApiResult<Vec<SentimentScores>> {
         let vader = self.vader()?;
         let started = Instant::now();
-        let keys: Vec<u128> = texts.iter().map(|t| KeyBuilder::new("sentiment").str(t.trim()).finish()).collect();
-        let mut out: Vec<Option<SentimentScores>> =
-            keys.iter().map(|k| self.caches.sentiment.get(*k).map(|v| *v)).collect();
+        let keys: Vec<CacheKey> = texts.iter().map(|t| KeyBuilder::new("sentiment").str(t.trim()).finish()).collect();
+        let mut out: Vec<Option<SentimentScores>> = Vec::with_capacity(keys.len());
+        for k in &keys {
+            out.push(self.caches.sentiment.get(*k).await);
+        }
         let missing: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
         if !missing.is_empty() {
             let todo: Vec<String> = missing.iter().map(|&i| texts[i].trim().to_string()).collect();
@@ -182,7 +200,7 @@ impl Analyzer {
             })
             .await?;
             for (i, s) in missing.into_iter().zip(scores) {
-                self.caches.sentiment.insert(keys[i], Arc::new(s));
+                self.caches.sentiment.insert(keys[i], s);
                 out[i] = Some(s);
             }
         }
@@ -193,7 +211,7 @@ impl Analyzer {
 
     fn emotion_key(&self, opts: &ResolvedOptions) -> KeyBuilder {
         let mut k = KeyBuilder::new("emotion");
-        k.str(&self.emotion.model_revision().unwrap_or_default()).json(opts);
+        k.str(&self.emotion.model_revision().unwrap_or_default()).opts(opts);
         k
     }
 
@@ -204,7 +222,7 @@ impl Analyzer {
         let vader = self.vader()?;
         let started = Instant::now();
         let base = self.emotion_key(&opts);
-        let keys: Vec<u128> = texts
+        let keys: Vec<CacheKey> = texts
             .iter()
             .map(|t| {
                 let mut k = base.clone();
@@ -212,8 +230,10 @@ impl Analyzer {
                 k.finish()
             })
             .collect();
-        let mut out: Vec<Option<EmotionScores>> =
-            keys.iter().map(|k| self.caches.emotion.get(*k).map(|v| (*v).clone())).collect();
+        let mut out: Vec<Option<EmotionScores>> = Vec::with_capacity(keys.len());
+        for k in &keys {
+            out.push(self.caches.emotion.get(*k).await);
+        }
         let missing: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
         if !missing.is_empty() {
             // The key is the trimmed text, so that is what is analysed.
@@ -224,7 +244,7 @@ impl Analyzer {
                 let wire = o.to_wire();
                 // A lexicon answer standing in for a failed model call is not cached.
                 if !(expects_model && o.path == EmotionPath::Lexicon) {
-                    self.caches.emotion.insert(keys[i], Arc::new(wire.clone()));
+                    self.caches.emotion.insert(keys[i], wire.clone());
                 }
                 out[i] = Some(wire);
             }
@@ -296,31 +316,31 @@ impl Analyzer {
         let vader = self.vader()?;
         let key = {
             let mut k = KeyBuilder::new("trajectory");
-            k.str(&self.emotion.model_revision().unwrap_or_default()).json(&opts).json(&smoothing).str(&text);
+            k.str(&self.emotion.model_revision().unwrap_or_default()).opts(&opts).opts(&smoothing).str(&text);
             k.finish()
         };
-        if let Some(hit) = self.caches.trajectory.get(key) {
-            return Ok((*hit).clone());
-        }
-        let started = Instant::now();
-        let expects_model = self.emotion.expects_model(opts);
-        let segs = self.segments(&text).await?;
-        let seg_texts: Vec<String> = segs.iter().map(|s| s.text(&text).to_string()).collect();
-        let v = Arc::clone(&vader);
-        let sentiments: Vec<Sentiment> =
-            off_runtime(&seg_texts, move |t| t.iter().map(|x| v.polarity_scores(x)).collect()).await?;
-        let emotions = self.emotions_of(&seg_texts, vader, opts, Some(&sentiments)).await?;
-        let fell_back = expects_model && emotions.iter().any(|e| e.path == EmotionPath::Lexicon);
-        let out = blocking_if(segs.len() > INLINE_SEGMENTS, move || {
-            build_trajectory(&text, &segs, &sentiments, &emotions, smoothing)
-        })
-        .await?;
-        stage("trajectory", started);
-        metrics::counter!(m::ANALYSIS_TEXTS_TOTAL, "task" => "trajectory").increment(1);
-        if !fell_back {
-            self.caches.trajectory.insert(key, Arc::new(out.clone()));
-        }
-        Ok(out)
+        self.caches
+            .trajectory
+            .memoize(key, || async move {
+                let started = Instant::now();
+                let expects_model = self.emotion.expects_model(opts);
+                let segs = self.segments(&text).await?;
+                let seg_texts: Vec<String> = segs.iter().map(|s| s.text(&text).to_string()).collect();
+                let v = Arc::clone(&vader);
+                let sentiments: Vec<Sentiment> =
+                    off_runtime(&seg_texts, move |t| t.iter().map(|x| v.polarity_scores(x)).collect()).await?;
+                let emotions = self.emotions_of(&seg_texts, vader, opts, Some(&sentiments)).await?;
+                // A lexicon answer standing in for a failed model call is not cached.
+                let fell_back = expects_model && emotions.iter().any(|e| e.path == EmotionPath::Lexicon);
+                let out = blocking_if(segs.len() > INLINE_SEGMENTS, move || {
+                    build_trajectory(&text, &segs, &sentiments, &emotions, smoothing)
+                })
+                .await?;
+                stage("trajectory", started);
+                metrics::counter!(m::ANALYSIS_TEXTS_TOTAL, "task" => "trajectory").increment(1);
+                Ok((out, !fell_back))
+            })
+            .await
     }
 
     /// The `k` most central sentences, in document order.
@@ -341,26 +361,28 @@ impl Analyzer {
         let revision = embedder.as_ref().map(|e| format!("{}@{}", e.info().id, e.info().revision));
         let key = {
             let mut kb = KeyBuilder::new("summary");
-            kb.str(revision.as_deref().unwrap_or("tfidf")).json(&(k, method)).str(&text);
+            kb.str(revision.as_deref().unwrap_or("tfidf")).opts(&(k, method)).str(&text);
             kb.finish()
         };
-        if let Some(hit) = self.caches.summary.get(key) {
-            return Ok((*hit).clone());
-        }
-        let started = Instant::now();
-        let segs = self.segments(&text).await?;
-        let seg_texts: Vec<String> = segs.iter().map(|s| s.text(&text).to_string()).collect();
-        let vectors = match embedder {
-            Some(e) if segs.len() > 1 => Some(embed_all(&e, seg_texts.clone()).await?),
-            _ => None,
-        };
-        let big = seg_texts.len() > INLINE_SEGMENTS;
-        let (scores, used) = blocking_if(big, move || rank_sentences(&seg_texts, vectors.as_deref(), method)).await?;
-        let out = build_summary(&text, &segs, &scores, k, used);
-        stage("summary", started);
-        metrics::counter!(m::ANALYSIS_TEXTS_TOTAL, "task" => "summary").increment(1);
-        self.caches.summary.insert(key, Arc::new(out.clone()));
-        Ok(out)
+        self.caches
+            .summary
+            .memoize(key, || async move {
+                let started = Instant::now();
+                let segs = self.segments(&text).await?;
+                let seg_texts: Vec<String> = segs.iter().map(|s| s.text(&text).to_string()).collect();
+                let vectors = match embedder {
+                    Some(e) if segs.len() > 1 => Some(embed_all(&e, seg_texts.clone()).await?),
+                    _ => None,
+                };
+                let big = seg_texts.len() > INLINE_SEGMENTS;
+                let (scores, used) =
+                    blocking_if(big, move || rank_sentences(&seg_texts, vectors.as_deref(), method)).await?;
+                let out = build_summary(&text, &segs, &scores, k, used);
+                stage("summary", started);
+                metrics::counter!(m::ANALYSIS_TEXTS_TOTAL, "task" => "summary").increment(1);
+                Ok((out, true))
+            })
+            .await
     }
 
     fn summary_k(&self, k: Option<usize>) -> ApiResult<usize> {

@@ -12,30 +12,36 @@
 //! The work of all posts in a request is batched: one classifier call and
 //! one embedding call for every sentence of every uncached post.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
 use osprey_nlp::emotion::EmotionDist;
-use osprey_nlp::segment::Segment;
+use osprey_nlp::segment::{split_sentences, Segment};
 use osprey_nlp::topics::mean_direction;
 use osprey_nlp::vader::Sentiment;
+use osprey_store::{ContentHash, StoredPost};
 use osprey_types::analysis::{AnalyzeRequest, AnalyzeResponse, EmotionPath, PostAnalysis, SummaryMethod, Task};
 use osprey_types::metrics as m;
 
-use super::cache::KeyBuilder;
-use super::emotion::EmotionOutcome;
+use osprey_cache::CacheKey;
+
+use super::cache::{KeyBuilder, KeyParts as _};
+use super::emotion::{EmotionOutcome, ResolvedOptions};
+use super::persist::{Signature, Signatures, LEXICON, VADER_MODEL, VADER_REVISION};
 use super::{
     blocking_if, build_summary, build_trajectory, check_smoothing, check_threshold, embed_all, off_runtime,
     rank_sentences, stage, wire_sentiment, Analyzer, INLINE_SEGMENTS,
 };
+use osprey_types::error::ErrorCode;
+
 use crate::error::{ApiError, ApiResult};
 
 /// One uncached post on its way through the pipeline.
 struct Work {
     /// Index in the request.
     slot: usize,
-    key: u128,
+    key: CacheKey,
     text: String,
     segs: Vec<Segment>,
     /// Offset of this post's first sentence in the request-wide sentence list.
@@ -85,35 +91,49 @@ impl Analyzer {
         // One key per post covers the tasks, every option and every model revision involved.
         let base = {
             let mut kb = KeyBuilder::new("analyze");
-            kb.json(&tasks)
-                .json(&opts)
-                .json(&req.smoothing)
-                .json(&(k, req.summary_method, threshold))
+            kb.opts(&tasks)
+                .opts(&opts)
+                .opts(&req.smoothing)
+                .opts(&(k, req.summary_method, threshold))
                 .str(&self.emotion.model_revision().unwrap_or_default())
                 .str(&embedder.as_ref().map(|e| format!("{}@{}", e.info().id, e.info().revision)).unwrap_or_default())
-                .json(&topic_set.as_ref().map(|s| s.fingerprint()));
+                .opts(&topic_set.as_ref().map(|s| s.fingerprint()));
             kb
         };
+        let started_all = Instant::now();
+        let storing = self.store.is_some() && req.store.unwrap_or(true);
+        let reusing = self.store.is_some() && req.reuse.unwrap_or(true);
+        let hashes: Vec<ContentHash> = req.posts.iter().map(|p| ContentHash::of(&p.title, &p.body)).collect();
+        let stored = if storing || reusing { self.stored_by_hash(&hashes).await } else { HashMap::new() };
+        let sigs = self.signatures(&tasks, opts, &req, embedder.as_ref(), topic_set.as_deref(), threshold, k);
+
         let mut results: Vec<Option<PostAnalysis>> = vec![None; req.posts.len()];
         let mut uncached_posts = Vec::new();
         let mut uncached_texts = Vec::new();
         let mut keys = Vec::new();
         for (slot, (post, text)) in req.posts.iter().zip(texts).enumerate() {
+            // Memory first, then the store, then the models.
             let mut kb = base.clone();
             let key = kb.str(&text).finish();
-            match self.caches.analyze.get(key) {
-                Some(hit) => {
-                    let mut r = (*hit).clone();
-                    r.id.clone_from(&post.id);
-                    r.cached = true;
-                    results[slot] = Some(r);
-                }
-                None => {
-                    uncached_posts.push(post.clone());
-                    uncached_texts.push(text);
-                    keys.push((slot, key));
+            if let Some(mut r) = self.caches.analyze.get(key).await {
+                r.id.clone_from(&post.id);
+                r.cached = true;
+                results[slot] = Some(r);
+                continue;
+            }
+            if reusing {
+                if let Some(hit) = stored.get(&hashes[slot]) {
+                    let segments = split_sentences(&text).len();
+                    if let Some(r) = sigs.reuse(hit, &post.id, segments) {
+                        metrics::counter!(m::ANALYSIS_REUSED_TOTAL).increment(1);
+                        results[slot] = Some(r);
+                        continue;
+                    }
                 }
             }
+            uncached_posts.push(post.clone());
+            uncached_texts.push(text);
+            keys.push((slot, key));
         }
         let per_post = if uncached_posts.is_empty() {
             Vec::new()
@@ -174,13 +194,144 @@ impl Analyzer {
         .await?;
         for (slot, key, analysis) in built {
             if !fell_back {
-                self.caches.analyze.insert(key, Arc::new(analysis.clone()));
+                self.caches.analyze.insert(key, analysis.clone());
             }
             results[slot] = Some(analysis);
         }
         stage("assemble", started);
+        let mut results: Vec<PostAnalysis> = results.into_iter().flatten().collect();
+        if storing {
+            let started = Instant::now();
+            let share = started_all.elapsed().as_secs_f64() * 1e3 / req.posts.len() as f64;
+            self.store_results(&req.posts, &hashes, &stored, &sigs, &mut results, share).await?;
+            stage("store", started);
+        }
         metrics::counter!(m::ANALYSIS_TEXTS_TOTAL, "task" => "analyze").increment(req.posts.len() as u64);
-        Ok(AnalyzeResponse { results: results.into_iter().flatten().collect(), embedded_sentences: embedded })
+        Ok(AnalyzeResponse { results, embedded_sentences: embedded })
+    }
+}
+
+impl Analyzer {
+    /// Stored posts with these contents. Storage trouble never fails an
+    /// analysis: after `store_lookup_timeout` (or an error) the posts are
+    /// simply computed.
+    async fn stored_by_hash(&self, hashes: &[ContentHash]) -> HashMap<ContentHash, StoredPost> {
+        let Some(store) = &self.store else { return HashMap::new() };
+        let limit = self.settings.store_lookup_timeout;
+        match tokio::time::timeout(limit, store.find_by_hashes(hashes)).await {
+            Ok(Ok(found)) => found,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "stored-analysis lookup failed; computing");
+                metrics::counter!(m::ANALYSIS_STORE_LOOKUP_FAILURES_TOTAL, "reason" => "error").increment(1);
+                HashMap::new()
+            }
+            Err(_) => {
+                tracing::warn!(?limit, "stored-analysis lookup timed out; computing");
+                metrics::counter!(m::ANALYSIS_STORE_LOOKUP_FAILURES_TOTAL, "reason" => "timeout").increment(1);
+                HashMap::new()
+            }
+        }
+    }
+
+    /// What each requested task's answer depends on.
+    #[allow(clippy::too_many_arguments)]
+    fn signatures(
+        &self,
+        tasks: &BTreeSet<Task>,
+        opts: ResolvedOptions,
+        req: &AnalyzeRequest,
+        embedder: Option<&osprey_engine::Embedder>,
+        topic_set: Option<&super::topics::TopicSet>,
+        threshold: Option<f32>,
+        k: usize,
+    ) -> Signatures {
+        let emotion_model = match (self.emotion.expects_model(opts), self.emotion.model_revision()) {
+            (true, Some(rev)) => (rev.split('@').next().unwrap_or_default().to_string(), rev),
+            _ => (LEXICON.to_string(), LEXICON.to_string()),
+        };
+        let embedding = embedder.map(|e| (e.info().id.clone(), format!("{}@{}", e.info().id, e.info().revision)));
+        let sig = |task: Task| match task {
+            Task::Sentiment => {
+                Signature { model: VADER_MODEL.into(), revision: VADER_REVISION.into(), options: serde_json::json!({}) }
+            }
+            Task::Emotion => Signature {
+                model: emotion_model.0.clone(),
+                revision: emotion_model.1.clone(),
+                options: serde_json::json!({ "emotion": opts }),
+            },
+            Task::Trajectory => Signature {
+                model: emotion_model.0.clone(),
+                revision: emotion_model.1.clone(),
+                options: serde_json::json!({ "emotion": opts, "smoothing": req.smoothing }),
+            },
+            Task::Summary => {
+                let (model, revision) = match (&embedding, req.summary_method) {
+                    (Some(e), m) if m != osprey_types::analysis::SummaryMethod::Tfidf => e.clone(),
+                    _ => ("tfidf".to_string(), "tfidf".to_string()),
+                };
+                Signature { model, revision, options: serde_json::json!({ "k": k, "method": req.summary_method }) }
+            }
+            Task::Topics => {
+                let (model, revision) = embedding.clone().unwrap_or_default();
+                Signature {
+                    model,
+                    revision,
+                    options: serde_json::json!({
+                        "topic_set": req.topic_set,
+                        "fingerprint": topic_set.map(|s| format!("{:032x}", s.fingerprint())),
+                        "threshold": threshold,
+                    }),
+                }
+            }
+        };
+        Signatures(tasks.iter().map(|t| (*t, sig(*t))).collect())
+    }
+
+    /// Queues every answered post that is not stored yet for the writer and
+    /// says in each answer where it is stored. Waits for room in the
+    /// writer's queue (back-pressure) rather than dropping anything.
+    async fn store_results(
+        &self,
+        posts: &[osprey_types::analysis::Post],
+        hashes: &[ContentHash],
+        stored: &HashMap<ContentHash, StoredPost>,
+        sigs: &Signatures,
+        results: &mut [PostAnalysis],
+        duration_ms: f64,
+    ) -> ApiResult<()> {
+        let Some(store) = &self.store else { return Ok(()) };
+        // Content seen earlier in this request: stored under that post's id.
+        let mut first_id: HashMap<ContentHash, String> = HashMap::new();
+        for ((post, hash), result) in posts.iter().zip(hashes).zip(results.iter_mut()) {
+            if result.reused {
+                continue;
+            }
+            result.stored_id = None;
+            result.analysis_ids.clear();
+            if let Some(earlier) = first_id.get(hash) {
+                result.stored_id = Some(earlier.clone());
+                continue;
+            }
+            if let Some(existing) = stored.get(hash) {
+                if existing.post.id != post.id {
+                    result.stored_id = Some(existing.post.id.clone());
+                    continue;
+                }
+                // Answered from the cache, already stored with these signatures.
+                if let Some(same) = sigs.reuse(existing, &post.id, result.segments) {
+                    result.stored_id = same.stored_id;
+                    result.analysis_ids = same.analysis_ids;
+                    continue;
+                }
+            }
+            first_id.insert(*hash, post.id.clone());
+            let record = sigs.record(post, *hash, result, duration_ms)?;
+            store.submit(record).await.map_err(|e| {
+                tracing::error!(error = %e, "store writer refused a record");
+                ApiError::new(ErrorCode::NotReady, "storage is shutting down; retry on another instance")
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -222,7 +373,19 @@ impl Assembly {
             }
             _ => None,
         };
-        PostAnalysis { id, segments: w.segs.len(), sentiment, emotion, trajectory, summary, topics, cached: false }
+        PostAnalysis {
+            id,
+            segments: w.segs.len(),
+            sentiment,
+            emotion,
+            trajectory,
+            summary,
+            topics,
+            cached: false,
+            reused: false,
+            stored_id: None,
+            analysis_ids: BTreeMap::new(),
+        }
     }
 }
 

@@ -24,6 +24,10 @@ pub struct AnalysisSettings {
     pub topic_threshold: f32,
     pub emotion: EmotionSettings,
     pub cache: ResultCacheSettings,
+    /// How long `/v1/analyze` waits for the store to say whether content was
+    /// analysed before; past it the posts are computed.
+    #[serde(with = "humantime_serde")]
+    pub store_lookup_timeout: Duration,
 }
 
 impl Default for AnalysisSettings {
@@ -36,6 +40,7 @@ impl Default for AnalysisSettings {
             topic_threshold: 0.35,
             emotion: EmotionSettings::default(),
             cache: ResultCacheSettings::default(),
+            store_lookup_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -51,11 +56,8 @@ impl AnalysisSettings {
         if self.summary_k > 1_000 {
             return Err("analysis.summary_k must be at most 1000".into());
         }
-        let ttl = self.cache.ttl;
-        if ttl.is_zero() || ttl > Duration::from_secs(366 * 24 * 3600) {
-            return Err(
-                "analysis.cache.ttl must be between 1s and one year (set a cache size to 0 to turn it off)".into()
-            );
+        if self.store_lookup_timeout.is_zero() || self.store_lookup_timeout > Duration::from_secs(60) {
+            return Err("analysis.store_lookup_timeout must be between 1ms and 60s".into());
         }
         self.emotion.validate()
     }
@@ -116,33 +118,44 @@ pub fn check_weights(model: f32, vader: f32) -> Result<(), String> {
     Ok(())
 }
 
-/// `[analysis.cache]`: the content-addressed result cache, one bounded
-/// TinyLFU cache per task. A size of 0 turns that task's cache off.
+/// `[analysis.cache]`: which analysis results go through the two-tier
+/// cache (`[cache]`), and how big one may be. Entries are of the
+/// `prediction` kind, so their TTLs and byte budget are `[cache]`'s.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ResultCacheSettings {
-    /// Time to live of every entry.
-    #[serde(with = "humantime_serde")]
-    pub ttl: Duration,
     /// Answers larger than this (approximate bytes) are not cached.
     pub max_entry_bytes: usize,
-    pub sentiment_cache_size: u64,
-    pub emotion_cache_size: u64,
-    pub trajectory_cache_size: u64,
-    pub summary_cache_size: u64,
-    pub analyze_cache_size: u64,
+    /// VADER answers in microseconds: a Redis round trip costs more than
+    /// recomputing, so they stay in-process.
+    pub sentiment: CachePolicy,
+    pub emotion: CachePolicy,
+    pub trajectory: CachePolicy,
+    pub summary: CachePolicy,
+    pub analyze: CachePolicy,
+}
+
+/// Where one task's results are cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CachePolicy {
+    /// Not cached.
+    Off,
+    /// In-process (L1) only.
+    Local,
+    /// L1, and Redis (L2) when `[cache.l2]` has a URL: replicas share answers.
+    Shared,
 }
 
 impl Default for ResultCacheSettings {
     fn default() -> Self {
         Self {
-            ttl: Duration::from_secs(600),
             max_entry_bytes: 256 * 1024,
-            sentiment_cache_size: 10_000,
-            emotion_cache_size: 1_000,
-            trajectory_cache_size: 1_000,
-            summary_cache_size: 1_000,
-            analyze_cache_size: 1_000,
+            sentiment: CachePolicy::Local,
+            emotion: CachePolicy::Shared,
+            trajectory: CachePolicy::Shared,
+            summary: CachePolicy::Shared,
+            analyze: CachePolicy::Shared,
         }
     }
 }
@@ -155,9 +168,7 @@ mod tests {
     fn validation_rejects_unusable_values() {
         assert!(AnalysisSettings::default().validate().is_ok());
         let mut s = AnalysisSettings::default();
-        s.cache.ttl = Duration::from_secs(400 * 24 * 3600);
-        assert!(s.validate().is_err(), "moka refuses TTLs this long");
-        s.cache.ttl = Duration::ZERO;
+        s.store_lookup_timeout = Duration::ZERO;
         assert!(s.validate().is_err());
         let s = AnalysisSettings { summary_k: 5_000, ..AnalysisSettings::default() };
         assert!(s.validate().is_err());

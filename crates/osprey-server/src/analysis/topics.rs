@@ -37,9 +37,10 @@ impl TopicSet {
     /// threshold and the vectors' revision (not the version number, which
     /// starts again at 1 after a delete).
     pub fn fingerprint(&self) -> u128 {
+        use super::cache::KeyParts as _;
         let mut k = super::cache::KeyBuilder::new("topic-set");
-        k.str(&self.info.name).json(&self.info.topics).json(&self.info.threshold).str(&self.revision);
-        k.finish()
+        k.str(&self.info.name).opts(&self.info.topics).opts(&self.info.threshold).str(&self.revision);
+        k.finish().0
     }
 }
 

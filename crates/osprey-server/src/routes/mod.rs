@@ -3,7 +3,9 @@
 pub mod analysis;
 pub mod docs;
 pub mod openai;
+pub mod performance;
 pub mod probes;
+pub mod store;
 pub mod tei;
 
 use osprey_engine::Truncation;

@@ -5,5 +5,7 @@ mod batching;
 mod errors;
 mod helpers;
 mod parity;
+mod pg;
 mod registry;
 mod routes;
+mod storage;
