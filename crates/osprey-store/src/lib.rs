@@ -6,8 +6,9 @@
 //! schema keeps times as epoch-millisecond `BIGINT`s so that bucketing is
 //! the same integer arithmetic on both, JSON is `TEXT` on SQLite and
 //! `JSONB` on PostgreSQL behind the same bind type, and the dialects only
-//! part where they must (SQLite's `BEGIN IMMEDIATE`, PostgreSQL's
-//! materialized view of daily emotion means).
+//! part where they must or where it measurably pays (SQLite's `BEGIN
+//! IMMEDIATE`; PostgreSQL's materialized view of daily emotion means and
+//! its array-parameter batch inserts).
 //!
 //! Writes go through a batching writer ([`Store::submit`]): one task, a
 //! bounded queue (back-pressure, never drops), multi-row inserts in one
@@ -33,7 +34,7 @@
 //! - `topics`: versioned topic sets.
 //! - `timing`: the per-statement timer, histograms, slow-query ring.
 //! - [`metrics`]: metric names.
-//! - [`bench`]: batched versus row-at-a-time write throughput.
+//! - [`bench`](mod@bench): batched versus row-at-a-time write throughput.
 //! - `store`: [`Store`] itself: open, submit, flush, close, ping, stats.
 
 pub mod bench;

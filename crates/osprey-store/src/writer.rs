@@ -182,16 +182,17 @@ impl WriterHandle {
             return Err(SubmitError::Closed(Box::new(record)));
         }
         let (q, mut guard) = self.enqueue(record);
-        let (msg, full) = match self.tx.try_send(Msg::Record(q)) {
+        let full = match self.tx.try_send(Msg::Record(q.clone())) {
             Ok(()) => {
                 guard.q = None;
                 return Ok(());
             }
-            Err(mpsc::error::TrySendError::Full(msg)) => (msg, true),
-            Err(mpsc::error::TrySendError::Closed(msg)) => (msg, false),
+            Err(mpsc::error::TrySendError::Full(_)) => true,
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
         };
+        // The refused message and the guard are gone: `q` is the last
+        // reference, and the record comes back without a copy.
         drop(guard);
-        let Msg::Record(q) = msg else { unreachable!("only a record was sent") };
         let record = Box::new(Arc::try_unwrap(q).map(|q| q.record).unwrap_or_else(|q| q.record.clone()));
         Err(if full { SubmitError::Full(record) } else { SubmitError::Closed(record) })
     }

@@ -69,6 +69,8 @@ pub fn run(cmd: crate::cli::BenchCommand) -> anyhow::Result<ExitCode> {
         crate::cli::BenchCommand::EmotionModel(args) => {
             crate::bench_analysis::emotion_model(&args).map(|()| ExitCode::SUCCESS)
         }
+        crate::cli::BenchCommand::Store(args) => crate::bench_storage::store(&args).map(|()| ExitCode::SUCCESS),
+        crate::cli::BenchCommand::Cache(args) => crate::bench_storage::cache(&args).map(|()| ExitCode::SUCCESS),
     }
 }
 

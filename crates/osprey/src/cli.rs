@@ -68,4 +68,8 @@ pub enum BenchCommand {
     Analysis(crate::bench_analysis::AnalysisBenchArgs),
     /// Emotion classifier throughput and logits against transformers.
     EmotionModel(crate::bench_analysis::EmotionModelBenchArgs),
+    /// Batched analysis writes into SQLite and PostgreSQL against row-by-row inserts.
+    Store(crate::bench_storage::StoreBenchArgs),
+    /// The two-tier cache against bare moka (L1) and redis-benchmark (L2).
+    Cache(crate::bench_storage::CacheBenchArgs),
 }

@@ -8,9 +8,11 @@
 //! - `migrate`: `osprey migrate`.
 //! - [`bench`]: `osprey bench embed`.
 //! - [`bench_analysis`]: `osprey bench analysis` and `osprey bench emotion-model`.
+//! - [`bench_storage`]: `osprey bench store` and `osprey bench cache`.
 
 pub mod bench;
 pub mod bench_analysis;
+pub mod bench_storage;
 pub mod cli;
 pub mod config;
 pub mod models;
