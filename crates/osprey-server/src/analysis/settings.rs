@@ -167,8 +167,7 @@ mod tests {
     #[test]
     fn validation_rejects_unusable_values() {
         assert!(AnalysisSettings::default().validate().is_ok());
-        let mut s = AnalysisSettings::default();
-        s.store_lookup_timeout = Duration::ZERO;
+        let s = AnalysisSettings { store_lookup_timeout: Duration::ZERO, ..AnalysisSettings::default() };
         assert!(s.validate().is_err());
         let s = AnalysisSettings { summary_k: 5_000, ..AnalysisSettings::default() };
         assert!(s.validate().is_err());
