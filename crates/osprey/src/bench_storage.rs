@@ -112,7 +112,9 @@ pub fn cache(args: &CacheBenchArgs) -> anyhow::Result<()> {
         redis_benchmark: !args.no_l2,
         ..osprey_cache::bench::BenchOptions::default()
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // One runtime thread: on a small machine Redis needs a core of its own,
+    // and a second client thread only fights it for one (L1 runs its own threads).
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let report = rt.block_on(osprey_cache::bench::run(opts)).map_err(|e| anyhow::anyhow!("{e}"))?;
     write(args.out.as_ref(), json!({ "machine": crate::bench::machine(), "cache": report }))
 }
