@@ -235,6 +235,18 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_settings_block_is_valid() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).expect("README");
+        let start = readme.find("```toml\n[server]").expect("settings block") + "```toml\n".len();
+        let len = readme[start..].find("```").expect("block end");
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("readme.toml", &readme[start..start + len])?;
+            load(Some(Path::new("readme.toml")), &ServeOverrides::default()).map_err(|e| format!("{e:#}"))?;
+            Ok(())
+        });
+    }
+
+    #[test]
     fn config_print_hides_passwords() {
         let flags = ServeOverrides {
             database_url: Some("postgres://app:s3cret@db:5432/osprey".into()),
