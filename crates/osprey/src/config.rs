@@ -152,8 +152,8 @@ impl ServeOverrides {
 /// `settings` with the passwords in its URLs replaced by `***`, for printing.
 pub fn redacted(settings: &Settings) -> Settings {
     let mut s = settings.clone();
-    s.store.url = s.store.url.as_deref().map(osprey_cache::redact_url);
-    s.cache.l2.url = s.cache.l2.url.as_deref().map(osprey_cache::redact_url);
+    s.store.url = s.store.url.as_deref().map(osprey_types::redact::redact_url);
+    s.cache.l2.url = s.cache.l2.url.as_deref().map(osprey_types::redact::redact_url);
     s
 }
 
