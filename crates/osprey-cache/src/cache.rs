@@ -18,6 +18,9 @@ use crate::{CacheError, CacheKey, CacheSettings, Cacheable, Kind, L1Settings, Ti
 /// counters; Prometheus scrapes every few seconds, so a second of lag is moot.
 const METRICS_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How long `clear` waits for Redis writes already in flight.
+const CLEAR_FLUSH_WAIT: Duration = Duration::from_secs(2);
+
 /// The two-tier cache. Cloning is cheap (an `Arc`), and clones share state.
 ///
 /// Nothing here fails because Redis is slow or down: L2 problems turn reads
@@ -189,7 +192,9 @@ impl Cache {
         let mut l2_removed = None;
         if tier != Some(Tier::L1) {
             if let Some(l2) = &self.inner.l2 {
-                l2.flush_writes().await;
+                // Writes in flight could land after the clear; wait for them,
+                // but not forever under steady traffic.
+                let _ = tokio::time::timeout(CLEAR_FLUSH_WAIT, l2.flush_writes()).await;
                 let mut removed = 0;
                 for &k in &kinds {
                     removed += l2.clear(k).await?;

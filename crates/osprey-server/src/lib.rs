@@ -112,7 +112,7 @@ impl Application {
         tokio::task::spawn_blocking(move || analyzer.emotion.load_model(&batching));
         tracing::info!(addr = %self.listener.local_addr()?, "osprey listening");
         let (store, cache) = (self.state.store.clone(), self.state.cache.clone());
-        axum::serve(self.listener, router(self.state)).with_graceful_shutdown(shutdown).await?;
+        let served = axum::serve(self.listener, router(self.state)).with_graceful_shutdown(shutdown).await;
         // In-flight requests are done: what they queued is written before exit.
         if let Some(store) = store {
             match store.close().await {
@@ -121,6 +121,7 @@ impl Application {
             }
         }
         cache.flush_writes().await;
+        served?;
         Ok(())
     }
 }

@@ -31,6 +31,8 @@ pub fn prometheus() -> PrometheusHandle {
                 tracing::warn!("a metrics recorder was already installed; /metrics shows osprey's own recorder only");
             }
             describe();
+            osprey_store::metrics::describe();
+            osprey_cache::metrics::describe();
             let collector = metrics_process::Collector::default();
             collector.describe();
             let _ = PROCESS.set(collector);

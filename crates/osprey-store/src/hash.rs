@@ -18,12 +18,13 @@ use xxhash_rust::xxh3::Xxh3;
 pub struct ContentHash(pub u128);
 
 impl ContentHash {
-    /// The hash of a post's text. The newline keeps `("ab", "c")` and
-    /// `("a", "bc")` apart.
+    /// The hash of a post's text. The title's length goes first, so no
+    /// split of the same bytes between title and body (`("a\nb", "c")` and
+    /// `("a", "b\nc")`) gives the same hash.
     pub fn of(title: &str, body: &str) -> Self {
         let mut h = Xxh3::new();
+        h.update(&(title.len() as u64).to_le_bytes());
         h.update(title.as_bytes());
-        h.update(b"\n");
         h.update(body.as_bytes());
         Self(h.digest128())
     }
@@ -75,6 +76,13 @@ impl<'de> Deserialize<'de> for ContentHash {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn title_and_body_boundaries_differ() {
+        assert_ne!(ContentHash::of("a\nb", "c"), ContentHash::of("a", "b\nc"));
+        assert_ne!(ContentHash::of("ab", "c"), ContentHash::of("a", "bc"));
+        assert_eq!(ContentHash::of("t", "b"), ContentHash::of("t", "b"));
+    }
 
     #[test]
     fn hash_is_xxh3_128_of_title_newline_body() {

@@ -48,6 +48,8 @@ pub const EMOTION_FALLBACKS_TOTAL: &str = "osprey_emotion_fallbacks_total";
 pub const ANALYSIS_REUSED_TOTAL: &str = "osprey_analysis_reused_total";
 /// Stored-analysis look-ups that failed or timed out (`reason`), so the posts were computed.
 pub const ANALYSIS_STORE_LOOKUP_FAILURES_TOTAL: &str = "osprey_analysis_store_lookup_failures_total";
+/// `/v1/analyze` posts answered but not stored (`reason`: queue_full).
+pub const ANALYSIS_STORE_SKIPPED_TOTAL: &str = "osprey_analysis_store_skipped_total";
 /// Result-cache look-ups by task and `result` (hit, miss).
 pub const RESULT_CACHE_REQUESTS_TOTAL: &str = "osprey_result_cache_requests_total";
 /// Result-cache evictions by task and `cause` (size, expired, replaced, explicit).

@@ -432,6 +432,9 @@ impl Analyzer {
         if let Some(dup) = posts.iter().find(|p| !ids.insert(p.id.as_str())) {
             return Err(ApiError::validation(format!("post id {:?} appears twice", dup.id)));
         }
+        for p in posts {
+            check_post_fields(p)?;
+        }
         Ok(texts)
     }
 
@@ -488,6 +491,42 @@ impl Analyzer {
             results,
         })
     }
+}
+
+/// Longest post id, author, persona, source or external id accepted.
+pub const MAX_POST_FIELD_CHARS: usize = 256;
+
+/// A post's metadata as storage needs it: ids and names of bounded length,
+/// no NUL anywhere (PostgreSQL's text and JSON types refuse it, so a post
+/// holding one could be answered but never stored), a readable `created`.
+fn check_post_fields(p: &osprey_types::analysis::Post) -> ApiResult<()> {
+    if p.id.trim().is_empty() {
+        return Err(ApiError::validation("a post's `id` cannot be empty"));
+    }
+    let fields = [
+        ("id", Some(&p.id)),
+        ("author", p.author.as_ref()),
+        ("persona_id", p.persona_id.as_ref()),
+        ("source", p.source.as_ref()),
+        ("external_id", p.external_id.as_ref()),
+    ];
+    for (name, value) in fields {
+        if let Some(v) = value {
+            if v.chars().count() > MAX_POST_FIELD_CHARS {
+                return Err(ApiError::validation(format!(
+                    "post {:?}: `{name}` is longer than {MAX_POST_FIELD_CHARS} characters",
+                    p.id
+                )));
+            }
+            if v.contains('\0') {
+                return Err(ApiError::validation(format!("post {:?}: `{name}` contains a NUL character", p.id)));
+            }
+        }
+    }
+    if p.title.contains('\0') || p.body.contains('\0') {
+        return Err(ApiError::validation(format!("post {:?}: the text contains a NUL character", p.id)));
+    }
+    persist::created_ms(p).map(|_| ())
 }
 
 /// `title`, a blank line, then `body` (either may be empty): what a post's

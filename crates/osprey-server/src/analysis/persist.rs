@@ -54,10 +54,13 @@ impl Signatures {
         };
         for (task, sig) in &self.0 {
             // Analyses come newest first.
+            // The post may have had other text when an analysis was made
+            // (same id, edited body): only analyses of this content count.
+            let options = with_content(&sig.options, stored.post.content_hash);
             let a = stored
                 .analyses
                 .iter()
-                .find(|a| a.task == task_name(*task) && a.model_revision == sig.revision && a.options == sig.options)?;
+                .find(|a| a.task == task_name(*task) && a.model_revision == sig.revision && a.options == options)?;
             match task {
                 Task::Sentiment => out.sentiment = Some(parse(&a.result)?),
                 Task::Emotion => out.emotion = Some(parse(&a.result)?),
@@ -104,7 +107,7 @@ impl Signatures {
                 task: task_name(*task).to_string(),
                 model,
                 model_revision: revision,
-                options: sig.options.clone(),
+                options: with_content(&sig.options, hash),
                 result,
                 duration_ms,
             });
@@ -162,6 +165,16 @@ impl Signatures {
 }
 
 pub const LEXICON: &str = "lexicon";
+
+/// A signature's options with the content they were computed on: what a
+/// stored analysis depends on, so an edited post's old results never match.
+fn with_content(options: &Value, hash: ContentHash) -> Value {
+    let mut o = options.clone();
+    if let Some(map) = o.as_object_mut() {
+        map.insert("content_hash".into(), Value::String(hash.to_hex()));
+    }
+    o
+}
 
 fn emotion_path(a: &PostAnalysis, task: Task) -> Option<EmotionPath> {
     match task {

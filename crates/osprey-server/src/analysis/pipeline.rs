@@ -324,12 +324,28 @@ impl Analyzer {
                     continue;
                 }
             }
-            first_id.insert(*hash, post.id.clone());
             let record = sigs.record(post, *hash, result, duration_ms)?;
-            store.submit(record).await.map_err(|e| {
-                tracing::error!(error = %e, "store writer refused a record");
-                ApiError::new(ErrorCode::NotReady, "storage is shutting down; retry on another instance")
-            })?;
+            // A full queue (the database down for longer than it holds) is
+            // waited on for a bounded time; past it the answer goes back
+            // unstored and says so (no `stored_id`), rather than failing.
+            match tokio::time::timeout(self.settings.store_submit_timeout, store.submit(record)).await {
+                Ok(Ok(())) => {
+                    first_id.insert(*hash, post.id.clone());
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "store writer refused a record");
+                    return Err(ApiError::new(
+                        ErrorCode::NotReady,
+                        "storage is shutting down; retry on another instance",
+                    ));
+                }
+                Err(_) => {
+                    tracing::warn!(post = %post.id, "store queue full; answering without storing");
+                    metrics::counter!(m::ANALYSIS_STORE_SKIPPED_TOTAL, "reason" => "queue_full").increment(1);
+                    result.stored_id = None;
+                    result.analysis_ids.clear();
+                }
+            }
         }
         Ok(())
     }

@@ -28,6 +28,10 @@ pub struct AnalysisSettings {
     /// analysed before; past it the posts are computed.
     #[serde(with = "humantime_serde")]
     pub store_lookup_timeout: Duration,
+    /// How long `/v1/analyze` waits for room in a full store queue; past
+    /// it the post is answered unstored (no `stored_id`).
+    #[serde(with = "humantime_serde")]
+    pub store_submit_timeout: Duration,
 }
 
 impl Default for AnalysisSettings {
@@ -41,6 +45,7 @@ impl Default for AnalysisSettings {
             emotion: EmotionSettings::default(),
             cache: ResultCacheSettings::default(),
             store_lookup_timeout: Duration::from_secs(1),
+            store_submit_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -56,8 +61,12 @@ impl AnalysisSettings {
         if self.summary_k > 1_000 {
             return Err("analysis.summary_k must be at most 1000".into());
         }
-        if self.store_lookup_timeout.is_zero() || self.store_lookup_timeout > Duration::from_secs(60) {
-            return Err("analysis.store_lookup_timeout must be between 1ms and 60s".into());
+        for (name, d) in
+            [("store_lookup_timeout", self.store_lookup_timeout), ("store_submit_timeout", self.store_submit_timeout)]
+        {
+            if d.is_zero() || d > Duration::from_secs(60) {
+                return Err(format!("analysis.{name} must be between 1ms and 60s"));
+            }
         }
         self.emotion.validate()
     }

@@ -198,6 +198,50 @@ async fn resubmitted_content_is_reused_instead_of_recomputed() {
 }
 
 #[tokio::test]
+async fn an_edited_post_never_gets_its_old_texts_results() {
+    let Some(model) = model_dir() else { return };
+    let app = spawn_app(test_settings(&model));
+    let tag = unique("edit");
+    let analyze = |body: &str, tasks: Value| json!({ "posts": [{ "id": format!("{tag}-p"), "body": body }], "tasks": tasks, "emotion": { "enable_model": false } });
+    let happy = "I love this release. Everything is wonderful!";
+    let angry = "I hate this release. Everything is broken and I am furious!";
+    ok_json(app.post_json("/v1/analyze", analyze(happy, json!(["emotion"]))).await).await;
+    eventually(&app, &format!("/v1/posts/{tag}-p")).await;
+    // Same id, new text, another task: the post now holds the angry text
+    // and still carries the happy text's emotion row in its history.
+    ok_json(app.post_json("/v1/analyze", analyze(angry, json!(["sentiment"]))).await).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while eventually(&app, &format!("/v1/posts/{tag}-p")).await["body"] != angry {
+        assert!(Instant::now() < deadline, "edit never stored");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ok_json(app.post_json("/performance/cache/clear", json!({})).await).await;
+    let r = ok_json(app.post_json("/v1/analyze", analyze(angry, json!(["emotion"]))).await).await;
+    assert_eq!(r["results"][0]["reused"], false, "{r}");
+    assert_eq!(r["results"][0]["emotion"]["label"], "anger", "{r}");
+}
+
+#[tokio::test]
+async fn bad_posts_are_refused_before_anything_is_stored() {
+    let Some(model) = model_dir() else { return };
+    let app = spawn_app(test_settings(&model));
+    let tag = unique("bad");
+    let good = json!({ "id": format!("{tag}-ok"), "body": "A fine post. Nothing wrong here." });
+    for bad in [
+        json!({ "id": format!("{tag}-x"), "body": "Bad time.", "created": "last tuesday" }),
+        json!({ "id": format!("{tag}-x"), "body": "Has a \u{0} NUL." }),
+        json!({ "id": format!("{tag}-x"), "body": "Long author.", "author": "a".repeat(300) }),
+        json!({ "id": "", "body": "No id." }),
+    ] {
+        let resp =
+            app.post_json("/v1/analyze", json!({ "posts": [good.clone(), bad.clone()], "tasks": ["sentiment"] })).await;
+        assert_eq!(resp.status(), 422, "{bad}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.get(&format!("/v1/posts/{tag}-ok")).await.status(), 404, "nothing of a refused request is stored");
+}
+
+#[tokio::test]
 async fn shutdown_drains_every_accepted_analysis_into_the_store() {
     let Some(model) = model_dir() else { return };
     let mut settings = test_settings(&model);
@@ -294,6 +338,21 @@ async fn database_and_cache_figures_are_in_the_performance_api() {
     eventually(&app, "/v1/posts/perf-1").await;
     let db = ok_json(app.get("/performance/database").await).await;
     assert!(db.to_string().contains("find_by_hashes") || db.to_string().contains("get_post"), "{db}");
+    // The store's and the cache's series are on /metrics.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let text = app.metrics().await;
+        let found =
+            ["osprey_db_query_duration_seconds", "osprey_store_rows_written_total", "osprey_cache_requests_total"]
+                .iter()
+                .all(|name| text.contains(name));
+        if found {
+            break;
+        }
+        // The cache publishes its counters once a second.
+        assert!(Instant::now() < deadline, "store and cache series missing from /metrics");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let bad = app.post_json("/performance/cache/clear", json!({ "tier": "l3" })).await;
     assert_eq!(bad.status(), 422);
     let doc = ok_json(app.get("/openapi.json").await).await;
