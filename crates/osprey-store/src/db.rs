@@ -170,7 +170,22 @@ pub(crate) async fn migrate(pool: &Pool, timings: &Timings) -> Result<MigrationR
     let started = Instant::now();
     match pool {
         Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await,
-        Pool::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await,
+        Pool::Postgres(p) => {
+            // Building an index or the materialized view over a big table,
+            // or waiting for another replica's migration lock, may take
+            // longer than any request should: no statement timeout here.
+            let setup = |source: sqlx::Error| StoreError::Migrate { backend, source: source.into() };
+            let mut conn = p.acquire().await.map_err(setup)?;
+            lift_statement_timeout(&mut conn).await.map_err(setup)?;
+            let ran = POSTGRES_MIGRATIONS.run(&mut *conn).await;
+            if ran.is_ok() {
+                restore_statement_timeout(&mut conn).await.map_err(setup)?;
+            } else {
+                // Not knowing the connection's state, do not pool it.
+                conn.detach();
+            }
+            ran
+        }
     }
     .map_err(|source| StoreError::Migrate { backend, source })?;
     let versions = applied_versions(pool, timings).await;
@@ -185,6 +200,18 @@ pub(crate) async fn migrate(pool: &Pool, timings: &Timings) -> Result<MigrationR
         );
     }
     Ok(MigrationReport { backend, versions, newly_applied })
+}
+
+/// Lifts PostgreSQL's `statement_timeout` on this connection, for work that
+/// may rightly take longer than a request (migrations, view refreshes).
+pub(crate) async fn lift_statement_timeout(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SET statement_timeout = 0").execute(conn).await.map(|_| ())
+}
+
+/// Puts the connection's own limit back (`RESET` returns to the value it was
+/// opened with) before it goes back to the pool.
+pub(crate) async fn restore_statement_timeout(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("RESET statement_timeout").execute(conn).await.map(|_| ())
 }
 
 /// Successfully applied versions; none when the bookkeeping table does not

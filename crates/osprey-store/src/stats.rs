@@ -109,8 +109,17 @@ async fn refresh(pool: &Pool, timings: &Timings) -> Result<(), StoreError> {
     let sql = "REFRESH MATERIALIZED VIEW CONCURRENTLY emotion_daily";
     let t = timings.stmt("refresh_emotion_daily");
     let mut conn = t.acquire(p.acquire()).await?;
-    t.exec(sql, sqlx::query(sql).execute(&mut *conn)).await?;
-    Ok(())
+    // A refresh reads every stored emotion: it may outlast the per-statement
+    // limit meant for requests, and then would fail every time.
+    let lift = "SET statement_timeout = 0";
+    t.exec(lift, crate::db::lift_statement_timeout(&mut conn)).await?;
+    let refreshed = t.exec(sql, sqlx::query(sql).execute(&mut *conn)).await;
+    if refreshed.is_ok() {
+        t.exec("RESET statement_timeout", crate::db::restore_statement_timeout(&mut conn)).await?;
+    } else {
+        conn.detach();
+    }
+    refreshed.map(|_| ())
 }
 
 /// Refreshes the view every `every` until `stop` turns true. A failed

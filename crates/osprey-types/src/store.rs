@@ -44,7 +44,7 @@ pub struct StoredPost {
     pub topic: Option<String>,
     pub title: String,
     pub body: String,
-    /// XXH3-128 of title, newline, body (hex): the deduplication key.
+    /// XXH3-128 of the title length, title and body (hex): the deduplication key.
     pub content_hash: String,
     /// When the post was created (as the client said, else when stored).
     pub created_at: i64,

@@ -15,7 +15,7 @@ CREATE TABLE IF NOT EXISTS posts (
     body         TEXT   NOT NULL,
     created_at   BIGINT NOT NULL,
     stored_at    BIGINT NOT NULL,
-    -- XXH3-128 of title, newline, body as 32 hex digits: the dedup key.
+    -- XXH3-128 of title length, title, body as 32 hex digits: the dedup key.
     content_hash TEXT   NOT NULL CHECK (length(content_hash) = 32),
     CONSTRAINT posts_content_hash_key UNIQUE (content_hash)
 );
