@@ -177,7 +177,10 @@ pub(crate) async fn migrate(pool: &Pool, timings: &Timings) -> Result<MigrationR
             let setup = |source: sqlx::Error| StoreError::Migrate { backend, source: source.into() };
             let mut conn = p.acquire().await.map_err(setup)?;
             lift_statement_timeout(&mut conn).await.map_err(setup)?;
-            let ran = POSTGRES_MIGRATIONS.run(&mut *conn).await;
+            // `run_direct`: `run(&mut *conn)` makes the future non-`Send`
+            // (sqlx's "Acquire is not general enough"), and `Application::build`
+            // must be spawnable.
+            let ran = POSTGRES_MIGRATIONS.run_direct(&mut *conn).await;
             if ran.is_ok() {
                 restore_statement_timeout(&mut conn).await.map_err(setup)?;
             } else {

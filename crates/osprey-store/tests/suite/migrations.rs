@@ -28,3 +28,13 @@ async fn migrations_apply_once_and_keep_data(db: TestDb) {
     reopened.close().await.expect("close");
 }
 on_both!(migrations_apply_once_and_keep_data);
+
+/// Schema work and view refreshes are not bound by the per-statement limit
+/// meant for requests: with a 1 ms limit, creating the schema (tables,
+/// indexes, the materialized view) and refreshing the view still succeed.
+async fn schema_work_ignores_the_request_statement_timeout(db: TestDb) {
+    let store = db.open_with(|s| s.statement_timeout = std::time::Duration::from_millis(1)).await;
+    store.refresh_aggregates().await.expect("refresh under a 1 ms request limit");
+    store.close().await.expect("close");
+}
+on_both!(schema_work_ignores_the_request_statement_timeout);
