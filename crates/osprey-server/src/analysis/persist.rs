@@ -147,7 +147,8 @@ impl Signatures {
                 source: post.source.clone(),
                 external_id: post.external_id.clone(),
                 author: post.author.clone(),
-                persona_id: post.persona_id.clone(),
+                // An empty persona is no persona, on every backend.
+                persona_id: post.persona_id.clone().filter(|p| !p.trim().is_empty()),
                 topic,
                 title: post.title.clone(),
                 body: post.body.clone(),
@@ -230,9 +231,14 @@ pub fn created_ms(post: &Post) -> ApiResult<Option<i64>> {
             if let Ok(secs) = s.trim().parse::<f64>() {
                 return created_ms(&Post { created: Some(json!(secs)), ..post.clone() });
             }
-            chrono::DateTime::parse_from_rfc3339(s.trim())
-                .map(|t| Some(t.timestamp_millis()))
-                .map_err(|e| bad(&format!("is not a time ({e})")))
+            let t = chrono::DateTime::parse_from_rfc3339(s.trim())
+                .map_err(|e| bad(&format!("is not a time ({e})")))?
+                .timestamp_millis();
+            // Buckets are whole days and hours since 1970.
+            if t < 0 {
+                return Err(bad("is before 1970"));
+            }
+            Ok(Some(t))
         }
         Some(_) => Err(bad("must be a string or a number")),
     }

@@ -229,6 +229,7 @@ async fn bad_posts_are_refused_before_anything_is_stored() {
     let good = json!({ "id": format!("{tag}-ok"), "body": "A fine post. Nothing wrong here." });
     for bad in [
         json!({ "id": format!("{tag}-x"), "body": "Bad time.", "created": "last tuesday" }),
+        json!({ "id": format!("{tag}-x"), "body": "Too early.", "created": "1969-12-31T23:00:00Z" }),
         json!({ "id": format!("{tag}-x"), "body": "Has a \u{0} NUL." }),
         json!({ "id": format!("{tag}-x"), "body": "Long author.", "author": "a".repeat(300) }),
         json!({ "id": "", "body": "No id." }),
