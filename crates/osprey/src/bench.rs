@@ -208,12 +208,15 @@ pub(crate) fn python(explicit: Option<&PathBuf>) -> PathBuf {
 pub(crate) struct Server {
     pub(crate) child: Child,
     pub(crate) port: u16,
+    /// The server's own data directory (its SQLite store), removed on drop.
+    data_dir: PathBuf,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
 
@@ -237,13 +240,20 @@ impl Server {
     /// `--bind`) and `envs`, quiet on stdout.
     pub(crate) fn start(args: &[&str], envs: &[(&str, &std::ffi::OsStr)]) -> anyhow::Result<Self> {
         let port = free_port()?;
+        // A fresh store per run: nothing stored by an earlier run is reused.
+        let data_dir = std::env::temp_dir().join(format!("osprey-bench-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data_dir);
         let mut cmd = Command::new(std::env::current_exe()?);
-        cmd.args(["serve", "--bind", &format!("127.0.0.1:{port}")]).args(args).stdout(Stdio::null());
+        cmd.args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(args)
+            .stdout(Stdio::null());
         for (k, v) in envs {
             cmd.env(k, v);
         }
         let child = cmd.spawn().context("failed to start osprey serve")?;
-        Ok(Self { child, port })
+        Ok(Self { child, port, data_dir })
     }
 
     pub(crate) fn base(&self) -> String {

@@ -215,24 +215,76 @@ pub fn analysis(args: &AnalysisBenchArgs) -> anyhow::Result<()> {
         reuse: None,
     };
     let analyzer = Arc::new(analyzer);
-    let (posts_per_s, sentences) = rt.block_on(async {
-        // Warm-up, then two requests in flight at a time so the model never idles.
-        analyzer.analyze(request(&posts[..4.min(posts.len())])).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        let t = Instant::now();
-        let mut sentences = 0;
-        let mut inflight = Vec::new();
-        for chunk in posts.chunks(args.posts_per_request.max(1)) {
-            let (a, req) = (Arc::clone(&analyzer), request(chunk));
-            inflight.push(tokio::spawn(async move { a.analyze(req).await }));
-            if inflight.len() == 2 {
-                sentences += inflight.remove(0).await?.map_err(|e| anyhow::anyhow!("{e}"))?.embedded_sentences;
+    // The same work with every post and result stored in a fresh SQLite
+    // store (posts are unique, so nothing is reused), alternated with runs
+    // without one, so the difference is the cost of storing.
+    let store_dir = std::env::temp_dir().join(format!("osprey-bench-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&store_dir);
+    let store = rt.block_on(osprey_store::Store::open(&osprey_store::StoreSettings::default(), &store_dir))?;
+    let storing = {
+        let mut s =
+            AnalysisSettings { vader_dir: args.vader_dir.clone(), max_texts: 4096, ..AnalysisSettings::default() };
+        use osprey_server::analysis::settings::CachePolicy::Off;
+        let c = &mut s.cache;
+        (c.sentiment, c.emotion, c.trajectory, c.summary, c.analyze) = (Off, Off, Off, Off, Off);
+        Arc::new(Analyzer::new(s, Arc::clone(&registry), None, Some(store.clone()), l1()?))
+    };
+    rt.block_on(storing.put_topics("bench", topic_request())).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let run = |analyzer: &Arc<Analyzer>, round: usize| {
+        rt.block_on(async {
+            // Warm-up, then two requests in flight at a time so the model never idles.
+            let renamed = |chunk: &[Post]| {
+                let mut req = request(chunk);
+                for p in &mut req.posts {
+                    p.id = format!("{}-r{round}", p.id);
+                    p.title = format!("{} (round {round})", p.title);
+                }
+                req
+            };
+            analyzer.analyze(renamed(&posts[..4.min(posts.len())])).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let t = Instant::now();
+            let mut sentences = 0;
+            let mut inflight = Vec::new();
+            for chunk in posts.chunks(args.posts_per_request.max(1)) {
+                let (a, req) = (Arc::clone(analyzer), renamed(chunk));
+                inflight.push(tokio::spawn(async move { a.analyze(req).await }));
+                if inflight.len() == 2 {
+                    sentences += inflight.remove(0).await?.map_err(|e| anyhow::anyhow!("{e}"))?.embedded_sentences;
+                }
             }
-        }
-        for h in inflight {
-            sentences += h.await?.map_err(|e| anyhow::anyhow!("{e}"))?.embedded_sentences;
-        }
-        Ok::<_, anyhow::Error>((posts.len() as f64 / t.elapsed().as_secs_f64(), sentences))
+            for h in inflight {
+                sentences += h.await?.map_err(|e| anyhow::anyhow!("{e}"))?.embedded_sentences;
+            }
+            Ok::<_, anyhow::Error>((posts.len() as f64 / t.elapsed().as_secs_f64(), sentences))
+        })
+    };
+    let (mut plain, mut stored) = (Vec::new(), Vec::new());
+    let mut sentences = 0;
+    for round in 0..2 {
+        let (rate, n) = run(&analyzer, 2 * round)?;
+        plain.push(rate);
+        sentences = n;
+        stored.push(run(&storing, 2 * round + 1)?.0);
+    }
+    rt.block_on(store.close())?;
+    let stored_rows = rt.block_on(async {
+        let reopened = osprey_store::Store::open(&osprey_store::StoreSettings::default(), &store_dir).await?;
+        let page = reopened.list_posts(&osprey_store::PostQuery { limit: 500, ..Default::default() }).await?;
+        reopened.close().await?;
+        Ok::<_, anyhow::Error>(page.posts.len())
     })?;
+    let _ = std::fs::remove_dir_all(&store_dir);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let posts_per_s = mean(&plain);
+    eprintln!(
+        "   in-process analyze with a SQLite store: {:.1} posts/s vs {posts_per_s:.1} without ({:.2}x; {stored_rows} posts stored, first page)",
+        mean(&stored),
+        mean(&stored) / posts_per_s
+    );
+    report["analyze_stored"] = json!({
+        "posts_per_s": mean(&stored), "rounds": stored, "without_store_rounds": plain,
+        "ratio_to_without": mean(&stored) / posts_per_s, "backend": "sqlite",
+    });
     eprintln!("   in-process analyze: {posts_per_s:.1} posts/s ({sentences} sentences embedded)");
     report["analyze"] = json!({
         "posts": posts.len(), "posts_per_request": args.posts_per_request, "posts_per_s": posts_per_s,
@@ -316,14 +368,14 @@ print(json.dumps({"engine": "vaderSentiment", "texts": len(texts), "seconds": dt
 
 /// `/v1/sentiment` and `/v1/emotion` under N concurrent single-text clients.
 fn http(args: &AnalysisBenchArgs, texts: &[String]) -> anyhow::Result<Value> {
-    let zero = std::ffi::OsStr::new("0");
+    let off = std::ffi::OsStr::new("off");
     let server = Server::start(
         &["--model", &args.model, "--log-level", "warn", "--max-concurrent-requests", "4096"],
         &[
             ("OSPREY_ANALYSIS__VADER_DIR", args.vader_dir.as_os_str()),
             // Measure the work, not the cache: every request is a miss.
-            ("OSPREY_ANALYSIS__CACHE__SENTIMENT_CACHE_SIZE", zero),
-            ("OSPREY_ANALYSIS__CACHE__EMOTION_CACHE_SIZE", zero),
+            ("OSPREY_ANALYSIS__CACHE__SENTIMENT", off),
+            ("OSPREY_ANALYSIS__CACHE__EMOTION", off),
         ],
     )?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
