@@ -120,26 +120,32 @@ fn merge_pending(found: &mut HashMap<ContentHash, StoredPost>, pending: HashMap<
     for (hash, queued) in pending {
         let Some(first) = queued.first() else { continue };
         let entry = found.entry(hash).or_insert_with(|| StoredPost { post: pending_post(first), analyses: Vec::new() });
-        for q in queued.iter().filter(|q| q.record.post.id == entry.post.id) {
-            for a in &q.record.analyses {
-                if !entry.analyses.iter().any(|x| x.id == a.id) {
-                    entry.analyses.push(AnalysisRow {
-                        id: a.id.clone(),
-                        post_id: q.record.post.id.clone(),
-                        task: a.task.clone(),
-                        model: a.model.clone(),
-                        model_revision: a.model_revision.clone(),
-                        options: a.options.clone(),
-                        result: a.result.clone(),
-                        created_at: q.accepted_at,
-                        created: rfc3339(q.accepted_at),
-                        duration_ms: a.duration_ms,
-                    });
-                }
-            }
+        let id = entry.post.id.clone();
+        for q in queued.iter().filter(|q| q.record.post.id == id) {
+            add_pending_analyses(entry, q);
         }
-        entry.analyses.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
     }
+}
+
+/// Adds a queued record's analyses to `entry` (once each), newest first.
+fn add_pending_analyses(entry: &mut StoredPost, q: &Queued) {
+    for a in &q.record.analyses {
+        if !entry.analyses.iter().any(|x| x.id == a.id) {
+            entry.analyses.push(AnalysisRow {
+                id: a.id.clone(),
+                post_id: q.record.post.id.clone(),
+                task: a.task.clone(),
+                model: a.model.clone(),
+                model_revision: a.model_revision.clone(),
+                options: a.options.clone(),
+                result: a.result.clone(),
+                created_at: q.accepted_at,
+                created: rfc3339(q.accepted_at),
+                duration_ms: a.duration_ms,
+            });
+        }
+    }
+    entry.analyses.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
 }
 
 impl Store {
@@ -182,8 +188,29 @@ impl Store {
         Ok(found)
     }
 
-    /// A post with every analysis of it, newest first.
+    /// A post with every analysis of it, newest first. Records still queued
+    /// in the writer are included, so a client reading right after
+    /// `/v1/analyze` answered sees what it was told was stored.
     pub async fn get_post(&self, id: &str) -> Result<Option<StoredPost>, StoreError> {
+        let queued = self.inner.writer.shared.pending_with_id(id);
+        let stored = self.get_post_committed(id).await?;
+        let Some(last) = queued.last() else { return Ok(stored) };
+        // The newest queued copy is what the row will hold once written.
+        let mut entry = match stored {
+            Some(mut s) => {
+                let stored_at = s.post.stored_at;
+                s.post = PostRow { stored_at, ..pending_post(last) };
+                s
+            }
+            None => StoredPost { post: pending_post(last), analyses: Vec::new() },
+        };
+        for q in &queued {
+            add_pending_analyses(&mut entry, q);
+        }
+        Ok(Some(entry))
+    }
+
+    async fn get_post_committed(&self, id: &str) -> Result<Option<StoredPost>, StoreError> {
         let sql = format!(
             "SELECT {POST_COLS}, {JOINED_ANALYSIS_COLS} FROM posts p \
              LEFT JOIN analyses a ON a.post_id = p.id WHERE p.id = $1{JOINED_ORDER}"
@@ -197,7 +224,15 @@ impl Store {
         Ok(posts.into_iter().next())
     }
 
+    /// One analysis by id, queued ones included (see [`Store::get_post`]).
     pub async fn get_analysis(&self, id: &str) -> Result<Option<AnalysisRow>, StoreError> {
+        if let Some(q) = self.inner.writer.shared.pending_with_analysis(id) {
+            let mut entry = StoredPost { post: pending_post(&q), analyses: Vec::new() };
+            add_pending_analyses(&mut entry, &q);
+            if let Some(a) = entry.analyses.into_iter().find(|a| a.id == id) {
+                return Ok(Some(a));
+            }
+        }
         let sql = "SELECT id, post_id, task, model, model_revision, options, result, created_at, duration_ms \
                    FROM analyses WHERE id = $1";
         let t = self.inner.timings.stmt("get_analysis");

@@ -73,6 +73,22 @@ impl Shared {
         }
     }
 
+    /// The queued records of post `id`, oldest first. A scan: the map holds
+    /// at most the queue's records, and is empty whenever the writer keeps up.
+    pub(crate) fn pending_with_id(&self, id: &str) -> Vec<Arc<Queued>> {
+        let pending = self.pending();
+        let mut found: Vec<Arc<Queued>> =
+            pending.values().flatten().filter(|q| q.record.post.id == id).cloned().collect();
+        found.sort_by_key(|q| q.accepted_at);
+        found
+    }
+
+    /// The queued record holding analysis `id`, if any.
+    pub(crate) fn pending_with_analysis(&self, id: &str) -> Option<Arc<Queued>> {
+        let pending = self.pending();
+        pending.values().flatten().find(|q| q.record.analyses.iter().any(|a| a.id == id)).cloned()
+    }
+
     /// The queued records with these hashes, oldest first.
     pub(crate) fn pending_for(&self, hashes: &[ContentHash]) -> HashMap<ContentHash, Vec<Arc<Queued>>> {
         let pending = self.pending();

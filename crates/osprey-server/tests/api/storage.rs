@@ -54,7 +54,10 @@ async fn store_round_trip(app: &TestApp) {
     let ids = first["analysis_ids"].as_object().expect("analysis ids").clone();
     assert_eq!(ids.len(), 4, "{ids:?}");
 
-    // The post with every analysis, results exactly as answered.
+    // The post with every analysis, results exactly as answered, readable
+    // at once (queued records count) and after the writer committed it.
+    let at_once = ok_json(app.get(&format!("/v1/posts/{tag}-1")).await).await;
+    assert_eq!(at_once["analyses"].as_array().map(Vec::len), Some(4), "{at_once}");
     let stored = eventually(app, &format!("/v1/posts/{tag}-1")).await;
     assert_eq!(stored["title"], "Cargo builds");
     assert_eq!(stored["source"], "reddit");
@@ -72,8 +75,15 @@ async fn store_round_trip(app: &TestApp) {
     assert_eq!(one["post_id"], format!("{tag}-1"));
 
     // Listing: filtered by persona, newest first, one per page, no gaps.
-    for id in 2..=3 {
-        eventually(app, &format!("/v1/posts/{tag}-{id}")).await;
+    // Lists read committed rows: wait for the writer (within its max_delay).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while ok_json(app.get(&format!("/v1/posts?persona_id={tag}-dev")).await).await["posts"]
+        .as_array()
+        .map_or(0, Vec::len)
+        < 2
+    {
+        assert!(Instant::now() < deadline, "posts never committed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;

@@ -98,7 +98,13 @@ async fn find_by_hashes_sees_stored_and_pending_content(db: TestDb) {
     assert_eq!(found[&a.post.content_hash].analyses[0].id, a.analyses[0].id);
     let pending = &found[&b.post.content_hash];
     assert_eq!((pending.post.id.as_str(), pending.analyses.len()), ("d-b", 1), "still queued, already visible");
-    assert!(store.get_post("d-b").await.expect("get").is_none(), "not committed yet");
+    // Not committed yet, but a client reading its post right after being
+    // told it was stored sees it.
+    let queued = store.get_post("d-b").await.expect("get").expect("queued post is readable");
+    assert_eq!((queued.post.body.as_str(), queued.analyses.len()), ("content", 1));
+    assert_eq!(queued.analyses[0].id, b.analyses[0].id);
+    let one = store.get_analysis(&b.analyses[0].id).await.expect("get").expect("queued analysis is readable");
+    assert_eq!(one.post_id, "d-b");
 
     // The same content under another id stores nothing new.
     store.submit(record("d-c", "same", "content")).await.expect("submit duplicate");
@@ -109,6 +115,8 @@ async fn find_by_hashes_sees_stored_and_pending_content(db: TestDb) {
     let found = store.find_by_hashes(&[a.post.content_hash]).await.expect("find");
     let ids: Vec<&str> = found[&a.post.content_hash].analyses.iter().map(|x| x.id.as_str()).collect();
     assert_eq!(ids, vec![more.analyses[0].id.as_str(), a.analyses[0].id.as_str()]);
+    let read = store.get_post("d-a").await.expect("get").expect("a");
+    assert_eq!(read.analyses.len(), 2, "committed and queued analyses together");
 
     store.flush().await.expect("flush");
     assert!(store.get_post("d-c").await.expect("get").is_none(), "duplicate content not stored");
