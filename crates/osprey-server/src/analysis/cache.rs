@@ -83,6 +83,21 @@ where
         hit.map(|e| e.0.clone())
     }
 
+    /// The cached answers for `keys`, in order: L1 for each, then one Redis
+    /// round trip (MGET) for all the L1 misses of a shared task.
+    pub async fn get_many(&self, keys: &[CacheKey]) -> Vec<Option<V>> {
+        let hits: Vec<Option<Arc<Entry<V>>>> = match self.policy {
+            CachePolicy::Off => return vec![None; keys.len()],
+            CachePolicy::Local => keys.iter().map(|k| self.cache.get_l1(Kind::Prediction, *k)).collect(),
+            CachePolicy::Shared => self.cache.get_many(Kind::Prediction, keys).await,
+        };
+        let found = hits.iter().filter(|h| h.is_some()).count() as u64;
+        metrics::counter!(m::RESULT_CACHE_REQUESTS_TOTAL, "task" => self.task, "result" => "hit").increment(found);
+        metrics::counter!(m::RESULT_CACHE_REQUESTS_TOTAL, "task" => self.task, "result" => "miss")
+            .increment(keys.len() as u64 - found);
+        hits.into_iter().map(|h| h.map(|e| e.0.clone())).collect()
+    }
+
     /// The cached answer for `key`, or `compute`'s, cached when it says the
     /// answer may be (`(value, true)`) and it fits. Shared tasks go through
     /// [`Cache::memoize`], so concurrent identical requests compute once.
@@ -228,6 +243,8 @@ mod tests {
         let shared = TaskCache::new("shared", cache, CachePolicy::Shared, 1024);
         shared.insert(k(5), "five".to_string());
         assert_eq!(shared.get(k(5)).await.as_deref(), Some("five"));
+        let many = shared.get_many(&[k(5), k(99)]).await;
+        assert_eq!(many, vec![Some("five".to_string()), None]);
         // memoize: computed once, then served; an uncacheable answer is returned, not kept.
         let v = shared.memoize(k(6), || async { Ok(("six".to_string(), true)) }).await.expect("ok");
         assert_eq!(v, "six");

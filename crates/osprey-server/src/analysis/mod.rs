@@ -188,10 +188,7 @@ impl Analyzer {
         let vader = self.vader()?;
         let started = Instant::now();
         let keys: Vec<CacheKey> = texts.iter().map(|t| KeyBuilder::new("sentiment").str(t.trim()).finish()).collect();
-        let mut out: Vec<Option<SentimentScores>> = Vec::with_capacity(keys.len());
-        for k in &keys {
-            out.push(self.caches.sentiment.get(*k).await);
-        }
+        let mut out: Vec<Option<SentimentScores>> = self.caches.sentiment.get_many(&keys).await;
         let missing: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
         if !missing.is_empty() {
             let todo: Vec<String> = missing.iter().map(|&i| texts[i].trim().to_string()).collect();
@@ -230,10 +227,7 @@ impl Analyzer {
                 k.finish()
             })
             .collect();
-        let mut out: Vec<Option<EmotionScores>> = Vec::with_capacity(keys.len());
-        for k in &keys {
-            out.push(self.caches.emotion.get(*k).await);
-        }
+        let mut out: Vec<Option<EmotionScores>> = self.caches.emotion.get_many(&keys).await;
         let missing: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
         if !missing.is_empty() {
             // The key is the trimmed text, so that is what is analysed.
