@@ -75,8 +75,24 @@ impl Cache {
         Self { inner }
     }
 
-    pub fn settings(&self) -> &CacheSettings {
-        &self.inner.settings
+    /// The settings the cache was built with, with L1's as they are now.
+    pub fn settings(&self) -> CacheSettings {
+        CacheSettings { l1: self.inner.l1.settings(), ..self.inner.settings.clone() }
+    }
+
+    /// Empties L1 now (every kind); returns how many entries left. L2 is
+    /// untouched.
+    pub fn clear_l1(&self) -> u64 {
+        self.inner.l1.clear(None)
+    }
+
+    /// Resizes L1 or changes its TTLs at run time (validated first). Entries
+    /// are carried over; those beyond the new bounds are evicted.
+    pub fn reconfigure_l1(&self, l1: L1Settings) -> Result<(), CacheError> {
+        l1.validate()?;
+        self.inner.l1.reconfigure(&l1);
+        tracing::info!(max_bytes = l1.max_bytes, max_entries = l1.max_entries, "L1 cache reconfigured");
+        Ok(())
     }
 
     /// L1 only, synchronous: a hash look-up and a downcast.

@@ -7,7 +7,7 @@
 //! per-kind byte and entry counts.
 
 use std::any::Any;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use moka::notification::RemovalCause;
@@ -83,17 +83,25 @@ pub(crate) fn builder(settings: &L1Settings) -> moka::sync::CacheBuilder<Key, En
     builder
 }
 
+/// The tier. The moka cache sits behind a lock only so that
+/// [`L1::reconfigure`] can swap it for one of another size; reads take the
+/// lock shared and never wait on each other.
 pub(crate) struct L1 {
-    cache: Option<Moka>,
+    cache: RwLock<Option<Moka>>,
     counters: Arc<L1Counters>,
-    settings: L1Settings,
+    settings: RwLock<L1Settings>,
 }
 
 impl L1 {
     pub fn new(settings: &L1Settings) -> Self {
         let counters = Arc::new(L1Counters::new());
-        let cache = settings.enabled.then(|| {
-            let c = Arc::clone(&counters);
+        let cache = Self::build(settings, &counters);
+        Self { cache: RwLock::new(cache), counters, settings: RwLock::new(settings.clone()) }
+    }
+
+    fn build(settings: &L1Settings, counters: &Arc<L1Counters>) -> Option<Moka> {
+        settings.enabled.then(|| {
+            let c = Arc::clone(counters);
             builder(settings)
                 .eviction_listener(move |key: Arc<Key>, entry: Entry, cause| {
                     let slot = match cause {
@@ -106,19 +114,47 @@ impl L1 {
                     c.add(idx(key.0, slot::REMOVED_BYTES), entry.bytes);
                 })
                 .build()
-        });
-        Self { cache, counters, settings: settings.clone() }
+        })
+    }
+
+    fn moka(&self) -> RwLockReadGuard<'_, Option<Moka>> {
+        self.cache.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn enabled(&self) -> bool {
-        self.cache.is_some()
+        self.moka().is_some()
+    }
+
+    pub fn settings(&self) -> L1Settings {
+        self.settings.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Replaces the tier with one built from `settings` (sizes, TTLs, TTI),
+    /// carrying the entries over; those beyond the new bounds are evicted as
+    /// `size`. Entries carried over keep the TTL they were inserted with.
+    pub fn reconfigure(&self, settings: &L1Settings) {
+        let fresh = Self::build(settings, &self.counters);
+        let mut slot = self.cache.write().unwrap_or_else(PoisonError::into_inner);
+        if let (Some(old), Some(new)) = (slot.as_ref(), fresh.as_ref()) {
+            for (key, entry) in old.iter() {
+                new.insert(*key, entry);
+            }
+            new.run_pending_tasks();
+        } else if let Some(old) = slot.as_ref() {
+            // Turned off: the entries leave as explicit removals.
+            old.invalidate_all();
+            old.run_pending_tasks();
+        }
+        *slot = fresh;
+        *self.settings.write().unwrap_or_else(PoisonError::into_inner) = settings.clone();
     }
 
     /// Looks a value up; `count` is false for the re-checks `memoize` makes
     /// after a miss was already counted.
     #[inline]
     pub fn get<T: Cacheable>(&self, kind: Kind, key: u128, count: bool) -> Option<Arc<T>> {
-        let cache = self.cache.as_ref()?;
+        let guard = self.moka();
+        let cache = guard.as_ref()?;
         let found = cache.get(&(kind, key)).and_then(|e| e.value.downcast::<T>().ok());
         if count {
             self.counters.add(idx(kind, if found.is_some() { slot::HIT } else { slot::MISS }), 1);
@@ -133,7 +169,8 @@ impl L1 {
 
     /// Inserts an already type-erased value (single-flight hands these around).
     pub fn insert_any(&self, kind: Kind, key: u128, bytes: u64, value: Arc<dyn Any + Send + Sync>) {
-        let Some(cache) = &self.cache else { return };
+        let guard = self.moka();
+        let Some(cache) = guard.as_ref() else { return };
         self.counters.add(idx(kind, slot::INSERT), 1);
         self.counters.add(idx(kind, slot::ADDED_BYTES), bytes);
         cache.insert((kind, key), Entry { value, bytes });
@@ -141,7 +178,8 @@ impl L1 {
 
     /// Removes every entry of `kind` (all kinds when `None`); returns how many.
     pub fn clear(&self, kind: Option<Kind>) -> u64 {
-        let Some(cache) = &self.cache else { return 0 };
+        let guard = self.moka();
+        let Some(cache) = guard.as_ref() else { return 0 };
         let mut removed = 0;
         for (key, _) in cache.iter() {
             if kind.is_none_or(|k| k == key.0) {
@@ -154,7 +192,7 @@ impl L1 {
     }
 
     pub fn run_pending_tasks(&self) {
-        if let Some(cache) = &self.cache {
+        if let Some(cache) = self.moka().as_ref() {
             cache.run_pending_tasks();
         }
     }
@@ -179,8 +217,9 @@ impl L1 {
                 bytes: c.sum(idx(k, slot::ADDED_BYTES)).saturating_sub(c.sum(idx(k, slot::REMOVED_BYTES))),
             }
         });
-        let weighted = self.cache.as_ref().map_or(0, Moka::weighted_size);
-        L1Stats::new(self.enabled(), self.settings.max_bytes, self.settings.max_entries, weighted, kinds)
+        let weighted = self.moka().as_ref().map_or(0, Moka::weighted_size);
+        let settings = self.settings();
+        L1Stats::new(self.enabled(), settings.max_bytes, settings.max_entries, weighted, kinds)
     }
 }
 
@@ -216,7 +255,7 @@ mod tests {
         l1.run_pending_tasks();
         let s = l1.stats();
         assert!(s.total.entries <= 50 && s.total.entries >= 40, "{} entries", s.total.entries);
-        assert_eq!(s.total.entries, l1.cache.as_ref().map_or(0, |c| c.entry_count()), "listener tracks moka exactly");
+        assert_eq!(s.total.entries, l1.moka().as_ref().map_or(0, |c| c.entry_count()), "listener tracks moka exactly");
         assert_eq!(s.total.inserts - s.total.evictions.size, s.total.entries);
         assert_eq!(s.total.bytes, s.total.entries * 32);
     }
@@ -291,6 +330,27 @@ mod tests {
         assert_eq!((s.kinds.prediction.entries, s.kinds.prediction.evictions.explicit), (0, 1));
         assert_eq!((s.kinds.response.entries, s.kinds.response.bytes), (1, 54));
         assert_eq!(l1.clear(None), 1);
+        assert_eq!(l1.stats().total.entries, 0);
+    }
+
+    #[test]
+    fn reconfigure_carries_entries_over_within_the_new_bounds() {
+        let l1 = L1::new(&settings(1 << 20, 1000));
+        for i in 0..200u128 {
+            l1.insert(Kind::Prediction, i, blob(8));
+        }
+        l1.run_pending_tasks();
+        assert_eq!(l1.stats().total.entries, 200);
+        l1.reconfigure(&settings(1 << 20, 2000));
+        assert_eq!(l1.stats().total.entries, 200, "growing keeps everything");
+        assert!(l1.get::<String>(Kind::Prediction, 7, true).is_some());
+        l1.reconfigure(&settings(1 << 20, 50));
+        l1.run_pending_tasks();
+        let s = l1.stats();
+        assert!(s.total.entries <= 50, "{} entries", s.total.entries);
+        assert_eq!(s.total.entries, l1.moka().as_ref().map_or(0, |c| c.entry_count()), "counts stay exact");
+        assert_eq!((s.max_entries, l1.settings().max_entries), (50, 50));
+        l1.reconfigure(&L1Settings { enabled: false, ..settings(1 << 20, 50) });
         assert_eq!(l1.stats().total.entries, 0);
     }
 

@@ -101,7 +101,7 @@ impl Default for L1Settings {
 }
 
 impl L1Settings {
-    fn validate(&self) -> Result<(), CacheError> {
+    pub fn validate(&self) -> Result<(), CacheError> {
         if !self.enabled {
             return Ok(());
         }

@@ -11,7 +11,7 @@
 //! answered with a timeout, before they cost any compute.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -63,7 +63,7 @@ struct State {
 
 /// Limits the batch former applies.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct BatchLimits {
+pub struct BatchLimits {
     pub max_batch_tokens: usize,
     pub max_batch_requests: usize,
 }
@@ -97,7 +97,8 @@ pub struct BatcherStats {
 pub(crate) struct Queue {
     state: Mutex<State>,
     wake: Condvar,
-    limits: BatchLimits,
+    max_batch_tokens: AtomicUsize,
+    max_batch_requests: AtomicUsize,
     model: String,
     pub counters: Counters,
 }
@@ -107,7 +108,8 @@ impl Queue {
         Arc::new(Self {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
-            limits,
+            max_batch_tokens: AtomicUsize::new(limits.max_batch_tokens),
+            max_batch_requests: AtomicUsize::new(limits.max_batch_requests),
             model,
             counters: Counters::default(),
         })
@@ -130,6 +132,21 @@ impl Queue {
         drop(st);
         self.wake.notify_all();
         Ok(())
+    }
+
+    /// The limits the next batch is formed with.
+    pub fn limits(&self) -> BatchLimits {
+        BatchLimits {
+            max_batch_tokens: self.max_batch_tokens.load(Ordering::Relaxed),
+            max_batch_requests: self.max_batch_requests.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Changes the limits at run time; batches formed after this use them.
+    pub fn set_limits(&self, limits: BatchLimits) {
+        self.max_batch_tokens.store(limits.max_batch_tokens, Ordering::Relaxed);
+        self.max_batch_requests.store(limits.max_batch_requests, Ordering::Relaxed);
+        self.wake.notify_all();
     }
 
     pub fn len(&self) -> usize {
@@ -163,8 +180,9 @@ impl Queue {
     }
 
     fn full_batch_waiting(&self, st: &State) -> bool {
-        st.entries.len() >= self.limits.max_batch_requests
-            || st.entries.iter().map(|e| e.seq.ids.len()).sum::<usize>() >= self.limits.max_batch_tokens
+        let limits = self.limits();
+        st.entries.len() >= limits.max_batch_requests
+            || st.entries.iter().map(|e| e.seq.ids.len()).sum::<usize>() >= limits.max_batch_tokens
     }
 
     /// Blocks until a batch should be formed, then takes its entries.
@@ -225,19 +243,20 @@ impl Queue {
         let Some(anchor) = st.entries.front().map(|e| e.seq.ids.len()) else {
             return Vec::new();
         };
-        let scan = st.entries.len().min(self.limits.max_batch_requests * 8);
+        let limits = self.limits();
+        let scan = st.entries.len().min(limits.max_batch_requests * 8);
         let mut order: Vec<usize> = (0..scan).collect();
         order.sort_by_key(|&i| (st.entries[i].seq.ids.len().abs_diff(anchor), i));
         let (mut chosen, mut longest, mut real) = (Vec::new(), 0usize, 0usize);
         for i in order {
-            if chosen.len() == self.limits.max_batch_requests {
+            if chosen.len() == limits.max_batch_requests {
                 break;
             }
             let len = st.entries[i].seq.ids.len();
             let new_longest = longest.max(len);
             let padded = new_longest * (chosen.len() + 1);
             // Always admit the anchor, even if it alone exceeds the token budget.
-            if !chosen.is_empty() && padded > self.limits.max_batch_tokens {
+            if !chosen.is_empty() && padded > limits.max_batch_tokens {
                 continue;
             }
             // Every padded token costs as much as a real one: a row that would

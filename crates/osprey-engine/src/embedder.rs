@@ -109,6 +109,8 @@ struct Inner {
     tokenizer: TextTokenizer,
     queue: Arc<Queue>,
     permits: Arc<Semaphore>,
+    /// Requests refused because `max_concurrent_requests` were in flight.
+    rejected: std::sync::atomic::AtomicU64,
     batching: BatchingSettings,
     pool: WorkerPool,
 }
@@ -228,6 +230,7 @@ impl Embedder {
                 tokenizer,
                 queue,
                 permits: Arc::new(Semaphore::new(batching.max_concurrent_requests)),
+                rejected: Default::default(),
                 batching: batching.clone(),
                 pool,
             }),
@@ -240,6 +243,29 @@ impl Embedder {
 
     pub fn batching(&self) -> &BatchingSettings {
         &self.inner.batching
+    }
+
+    /// Requests refused since load because the admission limit was reached.
+    pub fn rejected(&self) -> u64 {
+        self.inner.rejected.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Requests admitted and not yet answered, and how many may be
+    /// (`max_concurrent_requests`).
+    pub fn admission(&self) -> (usize, usize) {
+        let cap = self.inner.batching.max_concurrent_requests;
+        (cap.saturating_sub(self.inner.permits.available_permits()), cap)
+    }
+
+    /// The batch limits in force now (they change at run time through
+    /// [`Embedder::set_batch_limits`]).
+    pub fn batch_limits(&self) -> BatchLimits {
+        self.inner.queue.limits()
+    }
+
+    /// Changes the batch limits at run time; the next batch uses them.
+    pub fn set_batch_limits(&self, limits: BatchLimits) {
+        self.inner.queue.set_limits(limits);
     }
 
     /// Batches and sequences run, dropped and failed since the model loaded.
@@ -279,9 +305,11 @@ impl Embedder {
             return Err(EngineError::EmptyInput);
         }
         let inner = &self.inner;
-        let _permit = Arc::clone(&inner.permits)
-            .try_acquire_owned()
-            .map_err(|_| EngineError::Overloaded(inner.batching.max_concurrent_requests))?;
+        let _permit = Arc::clone(&inner.permits).try_acquire_owned().map_err(|_| {
+            inner.rejected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            metrics::counter!(m::REQUESTS_REJECTED_TOTAL, "reason" => "overloaded").increment(1);
+            EngineError::Overloaded(inner.batching.max_concurrent_requests)
+        })?;
         let timeout = inner.batching.request_timeout;
         let started = Instant::now();
         let deadline = started + timeout;

@@ -29,7 +29,7 @@ pub mod registry;
 pub mod settings;
 pub mod tokenize;
 
-pub use batcher::BatcherStats;
+pub use batcher::{BatchLimits, BatcherStats};
 pub use classifier::{softmax, Classifier, Prediction};
 pub use embedder::{normalize, Chunk, EmbedOptions, Embedded, Embedder, ModelInfo};
 pub use error::{EngineError, Result};

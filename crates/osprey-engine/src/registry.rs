@@ -32,7 +32,7 @@ pub struct ModelStatus {
 pub struct ModelRegistry {
     slots: RwLock<HashMap<String, Slot>>,
     default: String,
-    batching: BatchingSettings,
+    batching: RwLock<BatchingSettings>,
     resolve: ResolveOptions,
     /// Serialises loads so two first requests do not load a model twice.
     load_lock: tokio::sync::Mutex<()>,
@@ -49,7 +49,7 @@ impl ModelRegistry {
         let registry = Self {
             slots: RwLock::new(HashMap::new()),
             default: default_name.to_string(),
-            batching,
+            batching: RwLock::new(batching),
             resolve,
             load_lock: tokio::sync::Mutex::new(()),
         };
@@ -95,6 +95,26 @@ impl ModelRegistry {
             .map(|(n, _)| n.clone())
     }
 
+    /// The batching settings models load with (updated by
+    /// [`ModelRegistry::set_batch_limits`]).
+    pub fn batching(&self) -> BatchingSettings {
+        self.batching.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Changes the batch limits of every loaded model and of models loaded later.
+    pub fn set_batch_limits(&self, limits: crate::BatchLimits) {
+        {
+            let mut b = self.batching.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            b.max_batch_tokens = limits.max_batch_tokens;
+            b.max_batch_requests = limits.max_batch_requests;
+        }
+        for slot in self.read().values() {
+            if let Some(e) = &slot.loaded {
+                e.set_batch_limits(limits);
+            }
+        }
+    }
+
     /// The loaded model `name`, if it is loaded now (never loads).
     pub fn loaded(&self, name: &str) -> Option<Embedder> {
         self.read().get(name).and_then(|s| s.loaded.clone())
@@ -114,7 +134,7 @@ impl ModelRegistry {
             .get(name)
             .map(|s| s.settings.clone())
             .ok_or_else(|| EngineError::ModelNotFound(format!("no model registered as '{name}'")))?;
-        let (resolve, batching) = (self.resolve.clone(), self.batching.clone());
+        let (resolve, batching) = (self.resolve.clone(), self.batching());
         let result = tokio::task::spawn_blocking(move || {
             let files = resolve_model(&settings.model, &resolve)?;
             Embedder::load(files, &settings, &batching)

@@ -151,6 +151,17 @@ impl Store {
         Ok(started.elapsed())
     }
 
+    /// Pool state and writer queue depth, without the statement statistics
+    /// (cheap enough to call every second).
+    pub fn pool_and_queue(&self) -> (crate::timing::PoolState, usize, usize) {
+        (self.inner.pool.state(), self.inner.writer.shared.depth(), self.inner.writer.capacity)
+    }
+
+    /// Slow statements since start.
+    pub fn slow_query_total(&self) -> u64 {
+        self.inner.timings.slow_total()
+    }
+
     /// Per-statement timings, the slow-query ring, and pool and writer
     /// state.
     pub fn query_stats(&self) -> QueryStats {
@@ -159,6 +170,7 @@ impl Store {
         QueryStats {
             statements,
             slow_queries,
+            slow_total: self.inner.timings.slow_total(),
             slow_query_threshold_ms,
             pool: self.inner.pool.state(),
             writer: WriterStats {

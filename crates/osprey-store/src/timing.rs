@@ -31,6 +31,7 @@ pub(crate) struct Timings {
 struct State {
     statements: BTreeMap<&'static str, Entry>,
     slow: VecDeque<SlowQuery>,
+    slow_total: u64,
 }
 
 struct Entry {
@@ -59,6 +60,8 @@ pub struct QueryStats {
     pub statements: BTreeMap<String, StatementStats>,
     /// Newest last.
     pub slow_queries: Vec<SlowQuery>,
+    /// Slow statements since start (the ring above keeps the newest).
+    pub slow_total: u64,
     pub slow_query_threshold_ms: f64,
     pub pool: PoolState,
     pub writer: WriterStats,
@@ -166,11 +169,17 @@ impl Timings {
         if let Some(q) = slow_query {
             metrics::counter!(DB_SLOW_QUERIES_TOTAL, "statement" => name).increment(1);
             tracing::warn!(statement = name, fingerprint = %q.fingerprint, duration_ms = q.duration_ms, "slow query");
+            state.slow_total += 1;
             if state.slow.len() == SLOW_RING {
                 state.slow.pop_front();
             }
             state.slow.push_back(q);
         }
+    }
+
+    /// Slow statements since start.
+    pub(crate) fn slow_total(&self) -> u64 {
+        self.lock().slow_total
     }
 
     /// Statement statistics and the slow ring; the caller adds pool and
