@@ -13,13 +13,19 @@
 //! - [`routes`]: TEI, OpenAI, analysis, storage reads, performance, probes
 //!   and metrics, docs.
 //! - [`storage`]: stored rows as wire bodies.
-//! - [`telemetry`]: Prometheus recorder and HTTP metrics middleware.
+//! - [`telemetry`]: Prometheus recorder (tee'd into the performance
+//!   monitor) and HTTP metrics middleware.
+//! - [`observe`]: resource and performance monitors, alerts, the live
+//!   snapshot stream, the audit log, memory cleanup, recommendations.
+//! - [`security`]: admin token, API keys, rate limits, CORS.
 //! - [`state`]: what handlers share.
 
 pub mod analysis;
 pub mod error;
 mod extract;
+pub mod observe;
 pub mod routes;
+pub mod security;
 pub mod settings;
 pub mod state;
 pub mod storage;
@@ -46,6 +52,12 @@ use crate::error::ApiError;
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+}
+
+/// `security.admin_token`, `security.api_keys` and friends, checked and
+/// hashed once.
+fn security(settings: &Settings) -> anyhow::Result<security::Security> {
+    security::Security::new(&settings.security).map_err(anyhow::Error::msg).context("invalid security settings")
 }
 
 impl Application {
@@ -80,8 +92,29 @@ impl Application {
             store.clone(),
             cache.clone(),
         ));
-        let state = AppState { registry, analyzer, metrics, settings: Arc::new(settings), store, cache };
+        telemetry::set_instrumented(settings.telemetry.instrument);
+        let observe = Arc::new(observe::Observability::new(&settings).map_err(anyhow::Error::msg)?);
+        let security = Arc::new(security(&settings)?);
+        let log_level = Arc::new(std::sync::RwLock::new(settings.log.level.clone()));
+        let state = AppState {
+            registry,
+            analyzer,
+            metrics,
+            settings: Arc::new(settings),
+            store,
+            cache,
+            observe,
+            security,
+            log_control: None,
+            log_level,
+        };
         Ok(Self { listener, state })
+    }
+
+    /// Lets `PUT /performance/config` change the log filter through `control`.
+    pub fn with_log_control(mut self, control: state::LogControl) -> Self {
+        self.state.log_control = Some(control);
+        self
     }
 
     pub fn port(&self) -> u16 {
@@ -111,8 +144,11 @@ impl Application {
         let (analyzer, batching) = (Arc::clone(&self.state.analyzer), self.state.settings.batching.clone());
         tokio::task::spawn_blocking(move || analyzer.emotion.load_model(&batching));
         tracing::info!(addr = %self.listener.local_addr()?, "osprey listening");
+        observe::spawn(self.state.clone());
+        self.state.observe.log("info", format!("osprey {} started", env!("CARGO_PKG_VERSION")));
         let (store, cache) = (self.state.store.clone(), self.state.cache.clone());
-        let served = axum::serve(self.listener, router(self.state)).with_graceful_shutdown(shutdown).await;
+        let app = router(self.state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
         // In-flight requests are done: what they queued is written before exit.
         if let Some(store) = store {
             match store.close().await {
@@ -132,17 +168,29 @@ pub fn router(state: AppState) -> Router {
     // The engine answers with its own deadline; this is a backstop for
     // anything that would otherwise hang a connection.
     let backstop = state.settings.batching.request_timeout + Duration::from_secs(5);
-    Router::new()
+    let instrument = state.settings.telemetry.instrument;
+    let cors = security::cors(&state.settings.security);
+    let router = Router::new()
         .merge(routes::tei::router())
         .merge(routes::openai::router())
         .merge(routes::analysis::router())
         .merge(routes::store::router())
         .merge(routes::performance::router())
+        .merge(routes::observe::router())
+        .merge(routes::config::router())
         .merge(routes::probes::router())
         .merge(routes::docs::router())
+        .merge(routes::dashboard::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(telemetry::track))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), security::guard));
+    // Requests refused by the guard are counted and timed like the rest.
+    let router = if instrument { router.layer(axum::middleware::from_fn(telemetry::track)) } else { router };
+    let router = match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
         .layer(axum::middleware::from_fn(move |req, next: axum::middleware::Next| async move {
             match tokio::time::timeout(backstop, next.run(req)).await {
                 Ok(resp) => resp,

@@ -18,6 +18,10 @@ pub struct Settings {
     pub store: osprey_store::StoreSettings,
     pub cache: osprey_cache::CacheSettings,
     pub log: LogSettings,
+    pub security: crate::security::SecuritySettings,
+    pub telemetry: TelemetrySettings,
+    pub monitor: osprey_monitor::MonitorSettings,
+    pub alerts: osprey_perf::AlertSettings,
 }
 
 impl Settings {
@@ -27,6 +31,10 @@ impl Settings {
         self.analysis.validate()?;
         self.store.validate()?;
         self.cache.validate().map_err(|e| e.to_string())?;
+        self.security.validate()?;
+        self.telemetry.validate()?;
+        self.monitor.validate()?;
+        self.alerts.validate().map_err(|e| e.to_string())?;
         if self.server.max_body_bytes < 64 {
             return Err("server.max_body_bytes must be at least 64".into());
         }
@@ -69,5 +77,40 @@ pub struct LogSettings {
 impl Default for LogSettings {
     fn default() -> Self {
         Self { level: "info".into(), format: "text".into() }
+    }
+}
+
+/// Instrumentation, the live stream and the audit log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// Time every request and feed the performance monitor. Off only to
+    /// measure what instrumentation costs.
+    pub instrument: bool,
+    /// How often `/performance/live` sends a snapshot.
+    #[serde(with = "humantime_serde")]
+    pub live_interval: std::time::Duration,
+    /// Snapshots kept for a dashboard that connects (sent in its `hello`).
+    pub live_history: usize,
+    /// Where `PUT /performance/config` appends its audit records (JSON
+    /// lines); default `<data_dir>/audit.log`.
+    pub audit_log: Option<PathBuf>,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self { instrument: true, live_interval: std::time::Duration::from_secs(1), live_history: 300, audit_log: None }
+    }
+}
+
+impl TelemetrySettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.live_interval < std::time::Duration::from_millis(100) {
+            return Err("telemetry.live_interval must be at least 100ms".into());
+        }
+        if self.live_history > 3600 {
+            return Err("telemetry.live_history must be at most 3600".into());
+        }
+        Ok(())
     }
 }

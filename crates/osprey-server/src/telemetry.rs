@@ -1,17 +1,142 @@
-//! The Prometheus recorder (installed once per process), process metrics and
-//! the HTTP metrics middleware.
+//! The Prometheus recorder (installed once per process), process metrics,
+//! the HTTP metrics middleware and the performance monitor's feed.
+//!
+//! Instrumenting an operation is one thing: record its duration in a
+//! histogram named in `osprey_types::metrics` (or the store's). The recorder
+//! installed here is Prometheus's, wrapped in [`Tee`]: the duration
+//! histograms of routes, pipeline stages, model passes, queue waits and
+//! database statements are also recorded into the process's
+//! [`PerfMonitor`], which keeps per-operation counts, errors and p50/p95/p99
+//! over 1 min, 5 min and 1 h for `/performance/stats` and the alerts.
 
-use std::sync::OnceLock;
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics::{Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use osprey_perf::{Op, OpKind, PerfMonitor};
 use osprey_types::metrics as m;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
+static PERF: OnceLock<PerfMonitor> = OnceLock::new();
+/// HTTP requests being served now.
+static IN_FLIGHT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// HTTP requests being served now (the instrumented middleware counts them).
+pub fn in_flight() -> u64 {
+    IN_FLIGHT.load(Ordering::Relaxed)
+}
+
+/// Whether durations also feed the performance monitor (`telemetry.instrument`).
+static INSTRUMENT: AtomicBool = AtomicBool::new(true);
+
+/// The process's performance monitor.
+pub fn perf() -> PerfMonitor {
+    PERF.get_or_init(PerfMonitor::new).clone()
+}
+
+/// Turns the performance monitor's feed on or off (the HTTP middleware is
+/// left out of the router separately).
+pub fn set_instrumented(on: bool) {
+    INSTRUMENT.store(on, Ordering::Relaxed);
+}
+
+/// The operation the performance monitor files a duration histogram under:
+/// its kind, its name, whether the sample is a failure, and whether it also
+/// counts towards the all-routes operation.
+fn operation(key: &Key) -> Option<(OpKind, String, bool, bool)> {
+    let label = |name: &str| key.labels().find(|l| l.key() == name).map(|l| l.value().to_string());
+    let op = match key.name() {
+        m::HTTP_REQUEST_DURATION_SECONDS => {
+            let route = label("route").unwrap_or_default();
+            let method = label("method").unwrap_or_default();
+            let failed = label("status").as_deref() == Some("5xx");
+            (OpKind::Route, format!("{method} {route}"), failed, true)
+        }
+        m::ANALYSIS_STAGE_SECONDS => (OpKind::Stage, label("stage").unwrap_or_default(), false, false),
+        m::QUEUE_WAIT_SECONDS => (OpKind::Stage, "queue_wait".into(), false, false),
+        m::TOKENIZATION_DURATION_SECONDS => (OpKind::Stage, "tokenize".into(), false, false),
+        m::INFERENCE_DURATION_SECONDS => (OpKind::Model, label("model").unwrap_or_default(), false, false),
+        osprey_store::metrics::DB_QUERY_DURATION_SECONDS => {
+            (OpKind::Statement, label("statement").unwrap_or_default(), false, false)
+        }
+        osprey_store::metrics::DB_POOL_WAIT_SECONDS => (OpKind::Stage, "db_pool_wait".into(), false, false),
+        osprey_store::metrics::STORE_WRITE_BATCH_SECONDS => (OpKind::Stage, "store_write_batch".into(), false, false),
+        _ => return None,
+    };
+    Some(op)
+}
+
+/// The name of the operation every HTTP request also counts towards; the
+/// alerts' latency and error-rate signals read it.
+pub const ALL_ROUTES: &str = "all";
+
+/// Prometheus's recorder, with duration histograms also fed to the
+/// performance monitor. Tee'd handles are built once per series and reused.
+struct Tee {
+    inner: PrometheusRecorder,
+    perf: PerfMonitor,
+    tees: RwLock<HashMap<Key, Histogram>>,
+}
+
+struct TeeHistogram {
+    prom: Histogram,
+    op: Op,
+    all: Option<Op>,
+    failed: bool,
+}
+
+impl HistogramFn for TeeHistogram {
+    fn record(&self, value: f64) {
+        self.prom.record(value);
+        if INSTRUMENT.load(Ordering::Relaxed) {
+            let d = Duration::try_from_secs_f64(value).unwrap_or_default();
+            self.op.record(d, !self.failed);
+            if let Some(all) = &self.all {
+                all.record(d, !self.failed);
+            }
+        }
+    }
+}
+
+impl Recorder for Tee {
+    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.inner.describe_counter(key, unit, description)
+    }
+    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.inner.describe_gauge(key, unit, description)
+    }
+    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.inner.describe_histogram(key, unit, description)
+    }
+    fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
+        self.inner.register_counter(key, metadata)
+    }
+    fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
+        self.inner.register_gauge(key, metadata)
+    }
+    fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
+        if let Some(h) = self.tees.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(key) {
+            return h.clone();
+        }
+        let prom = self.inner.register_histogram(key, metadata);
+        let Some((kind, name, failed, all)) = operation(key) else { return prom };
+        let tee = Histogram::from_arc(Arc::new(TeeHistogram {
+            prom,
+            op: self.perf.op(kind, &name),
+            all: all.then(|| self.perf.op(OpKind::Route, ALL_ROUTES)),
+            failed,
+        }));
+        self.tees.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key.clone(), tee.clone());
+        tee
+    }
+}
 
 /// Installs the global recorder on first call and returns its handle. If
 /// another recorder is already installed (an embedding program), a detached
@@ -27,12 +152,14 @@ pub fn prometheus() -> PrometheusHandle {
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
-            if metrics::set_global_recorder(recorder).is_err() {
+            let tee = Tee { inner: recorder, perf: perf(), tees: RwLock::new(HashMap::new()) };
+            if metrics::set_global_recorder(tee).is_err() {
                 tracing::warn!("a metrics recorder was already installed; /metrics shows osprey's own recorder only");
             }
             describe();
             osprey_store::metrics::describe();
             osprey_cache::metrics::describe();
+            osprey_monitor::metrics::describe();
             let collector = metrics_process::Collector::default();
             collector.describe();
             let _ = PROCESS.set(collector);
@@ -75,6 +202,31 @@ fn describe() {
     describe_counter!(m::EMOTION_FALLBACKS_TOTAL, "Emotion answers that fell back to the lexicon, by reason");
     describe_counter!(m::RESULT_CACHE_REQUESTS_TOTAL, "Result-cache look-ups by task and result");
     describe_counter!(m::RESULT_CACHE_EVICTIONS_TOTAL, "Result-cache evictions by task and cause");
+    describe_gauge!(m::QUEUE_ADMITTED_REQUESTS, "Requests admitted to the default model and not yet answered");
+    describe_gauge!(m::QUEUE_ADMISSION_LIMIT, "Requests the default model admits at once (max_concurrent_requests)");
+    describe_gauge!(m::DB_POOL_CONNECTIONS, "Database pool connections open");
+    describe_gauge!(m::DB_POOL_IDLE_CONNECTIONS, "Database pool connections idle");
+    describe_gauge!(m::ALERTS_FIRING, "1 while the alert rule fires");
+    describe_gauge!(m::ALERT_SIGNAL, "Latest value of each alert signal");
+}
+
+/// One request in flight; leaves on drop, so a request whose client went
+/// away is not counted forever.
+struct InFlight;
+
+impl InFlight {
+    fn enter() -> Self {
+        metrics::gauge!(m::HTTP_REQUESTS_IN_FLIGHT).increment(1.0);
+        IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
+        Self
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+        metrics::gauge!(m::HTTP_REQUESTS_IN_FLIGHT).decrement(1.0);
+    }
 }
 
 /// Counts and times every request by route template and status class.
@@ -83,9 +235,9 @@ pub async fn track(req: Request, next: Next) -> Response {
         req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = req.method().as_str().to_string();
     let started = Instant::now();
-    metrics::gauge!(m::HTTP_REQUESTS_IN_FLIGHT).increment(1.0);
+    let flight = InFlight::enter();
     let resp = next.run(req).await;
-    metrics::gauge!(m::HTTP_REQUESTS_IN_FLIGHT).decrement(1.0);
+    drop(flight);
     let class = match resp.status().as_u16() {
         100..=199 => "1xx",
         200..=299 => "2xx",

@@ -13,6 +13,9 @@ pub enum ErrorCode {
     InvalidRequest,
     /// Missing or wrong credentials (401).
     Unauthorized,
+    /// Valid credentials without the right to this route, e.g. an API key on
+    /// an admin route (403).
+    Forbidden,
     /// No such route, model or resource (404).
     NotFound,
     /// Method not allowed on this route (405).
@@ -27,6 +30,9 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// Admission limit reached; retry after the `Retry-After` seconds (429).
     Overloaded,
+    /// This credential (or client address) spent its request budget; retry
+    /// after the `Retry-After` seconds (429).
+    RateLimited,
     /// The request did not finish within `request_timeout` (503).
     Timeout,
     /// Not ready: the model is loading or failed to load (503).
@@ -40,6 +46,7 @@ impl ErrorCode {
         match self {
             Self::InvalidRequest => "invalid_request",
             Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
@@ -47,6 +54,7 @@ impl ErrorCode {
             Self::InputTooLong => "input_too_long",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Overloaded => "overloaded",
+            Self::RateLimited => "rate_limited",
             Self::Timeout => "timeout",
             Self::NotReady => "not_ready",
             Self::Internal => "internal",

@@ -54,3 +54,15 @@ pub const ANALYSIS_STORE_SKIPPED_TOTAL: &str = "osprey_analysis_store_skipped_to
 pub const RESULT_CACHE_REQUESTS_TOTAL: &str = "osprey_result_cache_requests_total";
 /// Result-cache evictions by task and `cause` (size, expired, replaced, explicit).
 pub const RESULT_CACHE_EVICTIONS_TOTAL: &str = "osprey_result_cache_evictions_total";
+
+/// Requests admitted to the default model and not yet answered (gauge).
+pub const QUEUE_ADMITTED_REQUESTS: &str = "osprey_queue_admitted_requests";
+/// `batching.max_concurrent_requests` of the default model (gauge).
+pub const QUEUE_ADMISSION_LIMIT: &str = "osprey_queue_admission_limit";
+/// Database pool connections open and idle (gauges, label-free).
+pub const DB_POOL_CONNECTIONS: &str = "osprey_db_pool_connections";
+pub const DB_POOL_IDLE_CONNECTIONS: &str = "osprey_db_pool_idle_connections";
+/// 1 while an alert rule fires (`rule`, `severity`), else 0.
+pub const ALERTS_FIRING: &str = "osprey_alerts_firing";
+/// The latest value of each alert signal (`signal`), as the built-in rules see it.
+pub const ALERT_SIGNAL: &str = "osprey_alert_signal";

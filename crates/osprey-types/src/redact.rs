@@ -34,9 +34,44 @@ pub fn redact_url(url: &str) -> String {
     format!("{scheme}://{authority}{tail}")
 }
 
+/// A credential from the settings (an admin token, an API key). It never
+/// shows itself: `Debug`, `Display` and `Serialize` all print `***`, so
+/// `osprey config print`, logs and `GET /performance/config` cannot leak it.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The credential itself, for the one place that compares it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{redact_url, Secret};
 
     #[test]
     fn passwords_are_masked_and_the_rest_kept() {
@@ -50,5 +85,14 @@ mod tests {
         assert_eq!(redact_url("redis+unix:///tmp/r.sock?db=1&pass=s3cret"), "redis+unix:///tmp/r.sock?db=1&pass=***");
         assert_eq!(redact_url("sqlite://data/osprey.db"), "sqlite://data/osprey.db");
         assert_eq!(redact_url("not a url"), "***");
+    }
+
+    #[test]
+    fn secrets_never_show_themselves() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s} {s:?}"), "*** Secret(***)");
+        assert_eq!(serde_json::to_string(&s).expect("serialise"), "\"***\"");
+        let back: Secret = serde_json::from_str("\"abc\"").expect("parse");
+        assert_eq!(back.expose(), "abc");
     }
 }

@@ -72,6 +72,17 @@ pub struct ServeOverrides {
     /// Redis URL of the shared L2 cache (cache.l2.url); default: L1 only.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// Bearer token for the admin routes, at least 16 characters
+    /// (security.admin_token). Without one, admin routes are refused.
+    #[arg(long, env = "OSPREY_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// An API key for the inference routes, repeatable (security.api_keys);
+    /// with any, inference routes require a key.
+    #[arg(long = "api-key", env = "OSPREY_API_KEYS", value_delimiter = ',', hide_env_values = true)]
+    pub api_keys: Vec<String>,
+    /// File of hashed keys: `<id> <admin|inference> <sha256-hex> [rps=N] [burst=N]` (security.keys_file).
+    #[arg(long)]
+    pub keys_file: Option<PathBuf>,
 }
 
 impl ServeOverrides {
@@ -144,6 +155,15 @@ impl ServeOverrides {
         }
         if let Some(v) = &self.redis_url {
             put("cache", "l2", json!({ "url": v }))
+        }
+        if let Some(v) = &self.admin_token {
+            put("security", "admin_token", json!(v))
+        }
+        if !self.api_keys.is_empty() {
+            put("security", "api_keys", json!(self.api_keys))
+        }
+        if let Some(v) = &self.keys_file {
+            put("security", "keys_file", json!(v))
         }
         serde_json::Value::Object(root)
     }

@@ -28,9 +28,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(flags) => {
             let settings = config::load(config_path.as_deref(), &flags)?;
-            init_tracing(&settings.log.level, &settings.log.format);
-            runtime()?
-                .block_on(async { osprey_server::Application::build(settings).await?.run_until_stopped().await })?;
+            let log_control = init_tracing(&settings.log.level, &settings.log.format);
+            runtime()?.block_on(async {
+                let app = osprey_server::Application::build(settings).await?;
+                let app = match log_control {
+                    Some(control) => app.with_log_control(control),
+                    None => app,
+                };
+                app.run_until_stopped().await
+            })?;
         }
         Command::Config { command: ConfigCommand::Print { flags } } => {
             let settings = config::load(config_path.as_deref(), &flags)?;
@@ -40,11 +46,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Models { command } => models::run(command, config_path.as_deref())?,
         Command::Migrate { flags } => {
             let settings = config::load(config_path.as_deref(), &flags)?;
-            init_tracing(&settings.log.level, &settings.log.format);
+            let _ = init_tracing(&settings.log.level, &settings.log.format);
             runtime()?.block_on(migrate(&settings))?;
         }
         Command::Bench { command } => {
-            init_tracing("warn", "text");
+            let _ = init_tracing("warn", "text");
             return bench::run(command);
         }
     }
@@ -68,9 +74,22 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("failed to start the async runtime")
 }
 
-fn init_tracing(level: &str, format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
+/// Installs the log; returns what changes its filter at run time (`None`
+/// when another subscriber was installed first).
+fn init_tracing(level: &str, format: &str) -> Option<osprey_server::state::LogControl> {
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{fmt, reload, EnvFilter};
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let (filter, handle) = reload::Layer::new(filter);
+    let registry = tracing_subscriber::registry().with(filter);
+    let installed = if format == "json" {
+        registry.with(fmt::layer().json().with_writer(std::io::stderr)).try_init()
+    } else {
+        registry.with(fmt::layer().with_writer(std::io::stderr)).try_init()
+    };
+    installed.ok()?;
+    Some(std::sync::Arc::new(move |directive: &str| {
+        let f = EnvFilter::try_new(directive).map_err(|e| e.to_string())?;
+        handle.reload(f).map_err(|e| e.to_string())
+    }))
 }

@@ -72,12 +72,38 @@ pub struct EmotionService {
     settings: EmotionSettings,
     lexicon: &'static EmotionLexicon,
     state: RwLock<ModelState>,
+    /// Answers by any path, and answers the lexicon gave because the model
+    /// was missing or failed (not because the caller turned it off): the
+    /// `model_fallback_percent` alert signal.
+    answered: std::sync::atomic::AtomicU64,
+    fell_back: std::sync::atomic::AtomicU64,
 }
 
 impl EmotionService {
     pub fn new(settings: EmotionSettings) -> Self {
         let state = if settings.model.trim().is_empty() { ModelState::None } else { ModelState::Loading };
-        Self { settings, lexicon: EmotionLexicon::builtin(), state: RwLock::new(state) }
+        Self {
+            settings,
+            lexicon: EmotionLexicon::builtin(),
+            state: RwLock::new(state),
+            answered: Default::default(),
+            fell_back: Default::default(),
+        }
+    }
+
+    /// (answers, fallbacks) since start; fallbacks exclude callers that
+    /// turned the model off.
+    pub fn fallback_counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.answered.load(Relaxed), self.fell_back.load(Relaxed))
+    }
+
+    fn count(&self, n: usize, fallback: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.answered.fetch_add(n as u64, Relaxed);
+        if fallback {
+            self.fell_back.fetch_add(n as u64, Relaxed);
+        }
     }
 
     /// Loads the configured classifier (blocking; run it off the runtime).
@@ -189,6 +215,7 @@ impl EmotionService {
     pub fn record_fallback(&self, reason: &'static str, n: usize) {
         metrics::counter!(m::EMOTION_FALLBACKS_TOTAL, "reason" => reason).increment(n as u64);
         metrics::counter!(m::EMOTION_PATH_TOTAL, "path" => "lexicon").increment(n as u64);
+        self.count(n, reason != "disabled");
     }
 
     /// Emotion of each text through `model`. `sentiments` are the texts'
@@ -209,6 +236,7 @@ impl EmotionService {
         if opts.model_weight <= 0.0 && opts.ensemble() && sentiments.len() == texts.len() {
             // A zero-weight model adds nothing to the blend: skip the call.
             metrics::counter!(m::EMOTION_PATH_TOTAL, "path" => "ensemble").increment(texts.len() as u64);
+            self.count(texts.len(), false);
             return sentiments
                 .iter()
                 .map(|s| EmotionOutcome { dist: vader_emotion(s), path: EmotionPath::Ensemble })
@@ -232,6 +260,7 @@ impl EmotionService {
         let path = if ensemble { EmotionPath::Ensemble } else { EmotionPath::Model };
         metrics::counter!(m::EMOTION_PATH_TOTAL, "path" => if ensemble { "ensemble" } else { "model" })
             .increment(texts.len() as u64);
+        self.count(texts.len(), false);
         preds
             .iter()
             .enumerate()

@@ -38,6 +38,17 @@ use crate::state::AppState;
         super::performance::cache_stats,
         super::performance::cache_clear,
         super::performance::database,
+        super::observe::health,
+        super::observe::stats,
+        super::observe::resources,
+        super::observe::memory_report,
+        super::observe::memory_cleanup,
+        super::observe::tasks,
+        super::observe::alerts,
+        super::observe::recommendations,
+        super::observe::live,
+        super::config::get_config,
+        super::config::put_config,
         super::probes::health,
         super::probes::ready,
         super::probes::metrics,
@@ -92,6 +103,9 @@ use crate::state::AppState;
         osprey_types::store::EmotionBucket,
         osprey_types::store::EmotionStatsResponse,
         super::performance::ClearRequest,
+        super::observe::Component,
+        crate::observe::memory::CleanupRequest,
+        super::config::Tunables,
         osprey_types::error::ErrorBody,
         osprey_types::error::ErrorCode,
     ))
@@ -102,8 +116,41 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/openapi.json", get(openapi)).route("/docs", get(docs))
 }
 
-async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+async fn openapi() -> Json<serde_json::Value> {
+    Json(document())
+}
+
+/// The OpenAPI document with each operation's credential requirement, taken
+/// from the same classifier the security middleware enforces: `admin`
+/// (bearer token) on admin routes; `api_key` on inference routes, which
+/// need one only once inference keys are configured.
+pub fn document() -> serde_json::Value {
+    use serde_json::json;
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    doc["components"]["securitySchemes"] = json!({
+        "admin": { "type": "http", "scheme": "bearer",
+                   "description": "--admin-token, security.admin_token or an admin key from security.keys_file" },
+        "api_key": { "type": "apiKey", "in": "header", "name": "X-API-Key",
+                     "description": "--api-key or an inference key from security.keys_file (also accepted as a bearer token)" },
+    });
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for (path, item) in paths.iter_mut() {
+            let Some(ops) = item.as_object_mut() else { continue };
+            for (method, op) in ops.iter_mut() {
+                if !["get", "put", "post", "delete", "patch", "head"].contains(&method.as_str()) || !op.is_object() {
+                    continue;
+                }
+                let Ok(m) = method.to_uppercase().parse::<axum::http::Method>() else { continue };
+                let security = match crate::security::classify(&m, path) {
+                    crate::security::Access::Admin => json!([{ "admin": [] }]),
+                    crate::security::Access::Infer => json!([{ "api_key": [] }, {}]),
+                    crate::security::Access::Observe | crate::security::Access::Public => continue,
+                };
+                op["security"] = security;
+            }
+        }
+    }
+    doc
 }
 
 async fn docs() -> Html<&'static str> {

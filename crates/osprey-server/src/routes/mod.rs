@@ -1,7 +1,10 @@
 //! Routes by resource; each module returns a `Router<AppState>`.
 
 pub mod analysis;
+pub mod config;
+pub mod dashboard;
 pub mod docs;
+pub mod observe;
 pub mod openai;
 pub mod performance;
 pub mod probes;

@@ -41,8 +41,18 @@ impl TestApp {
 
 impl TestApp {
     /// A client of the calling test's own: pooled connections are bound to
-    /// the runtime that opened them, and each test has its own runtime.
+    /// the runtime that opened them, and each test has its own runtime. It
+    /// presents the test servers' admin token, so it may call every route
+    /// (the security tests use [`TestApp::anonymous`]).
     pub fn client(&self) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let bearer = format!("Bearer {ADMIN_TOKEN}");
+        headers.insert(reqwest::header::AUTHORIZATION, bearer.parse().expect("header value"));
+        reqwest::Client::builder().default_headers(headers).build().expect("client")
+    }
+
+    /// A client with no credential.
+    pub fn anonymous(&self) -> reqwest::Client {
         reqwest::Client::new()
     }
 
@@ -63,7 +73,11 @@ impl TestApp {
     }
 }
 
-/// Settings for a test server: port 0, the repo's model, small limits.
+/// The admin token of every test server.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// Settings for a test server: port 0, the repo's model, small limits, an
+/// admin token, no rate limits (the rate-limit tests set their own).
 pub fn test_settings(model: &std::path::Path) -> Settings {
     let mut s = Settings::default();
     s.server.bind = "127.0.0.1:0".into();
@@ -73,6 +87,8 @@ pub fn test_settings(model: &std::path::Path) -> Settings {
     s.batching.max_client_batch_size = 64;
     s.analysis.vader_dir = repo_root().join("models/vader");
     s.server.data_dir = temp_dir("data");
+    s.security.admin_token = Some(osprey_types::redact::Secret::new(ADMIN_TOKEN));
+    s.security.rate_limit.requests_per_second = 0.0;
     s
 }
 

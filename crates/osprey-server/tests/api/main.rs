@@ -2,10 +2,15 @@
 
 mod analysis;
 mod batching;
+mod cdp;
+mod dashboard;
+mod deploy_files;
 mod errors;
 mod helpers;
+mod observe;
 mod parity;
 mod pg;
 mod registry;
 mod routes;
+mod security;
 mod storage;

@@ -1,0 +1,1 @@
+//! osprey-lab: the performance lab (`osprey load`, `osprey analyze`); being written.
