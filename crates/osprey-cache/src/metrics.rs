@@ -27,6 +27,9 @@ pub const L2_ERRORS_TOTAL: &str = "osprey_cache_l2_errors_total";
 pub const L2_SKIPPED_TOTAL: &str = "osprey_cache_l2_skipped_total";
 /// Encoded bytes moved by `kind` and `direction` (read, written).
 pub const L2_BYTES_TOTAL: &str = "osprey_cache_l2_bytes_total";
+/// Histogram, seconds, labels `op` (get, mget, set, scan, unlink) and
+/// `outcome` (ok, error): one Redis round trip, deadline included.
+pub const L2_COMMAND_SECONDS: &str = "osprey_cache_l2_command_seconds";
 /// 1 while connected with the breaker closed.
 pub const L2_UP: &str = "osprey_cache_l2_up";
 /// 1 while the breaker keeps requests away from Redis.
@@ -35,6 +38,7 @@ pub const L2_BREAKER_OPEN: &str = "osprey_cache_l2_breaker_open";
 /// Registers descriptions with the installed recorder; call once at start-up.
 pub fn describe() {
     describe_counter!(REQUESTS_TOTAL, "Cache look-ups by tier, kind and result");
+    metrics::describe_histogram!(L2_COMMAND_SECONDS, Unit::Seconds, "Redis command round trip by op and outcome");
     describe_counter!(EVICTIONS_TOTAL, "Cache removals by tier, kind and cause");
     describe_gauge!(BYTES, Unit::Bytes, "Approximate bytes held by the in-process cache, by kind");
     describe_gauge!(ENTRIES, "Entries held by the in-process cache, by kind");

@@ -41,12 +41,21 @@ fn padding_acceptable(real: usize, padded: usize) -> bool {
     }
 }
 
+/// A computed vector and how long the forward pass of its batch took.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Answer {
+    pub vector: Vec<f32>,
+    pub inference: Duration,
+}
+
+pub(crate) type Reply = oneshot::Sender<Result<Answer>>;
+
 /// One sequence waiting for its vector.
 pub(crate) struct Entry {
     pub seq: Sequence,
     pub enqueued: Instant,
     pub deadline: Instant,
-    pub reply: oneshot::Sender<Result<Vec<f32>>>,
+    pub reply: Reply,
     /// The caller's span, so the batch that runs this entry links back to it.
     pub span: tracing::Span,
 }
@@ -292,7 +301,7 @@ impl Queue {
 /// A batch ready for the model: the padded tensors and who to answer.
 pub(crate) struct Prepared {
     batch: PaddedBatch,
-    replies: Vec<oneshot::Sender<Result<Vec<f32>>>>,
+    replies: Vec<Reply>,
     spans: Vec<tracing::Span>,
 }
 
@@ -341,12 +350,13 @@ pub(crate) fn run_model(queue: &Queue, backend: &mut dyn Backend, pooling: Pooli
         }
         let started = Instant::now();
         let result = backend.embed(&batch, pooling);
+        let inference = started.elapsed();
         metrics::histogram!(m::INFERENCE_DURATION_SECONDS, "model" => queue.model.clone())
-            .record(started.elapsed().as_secs_f64());
+            .record(inference.as_secs_f64());
         match result {
             Ok(vectors) if vectors.len() == rows => {
-                for (reply, v) in replies.into_iter().zip(vectors) {
-                    let _ = reply.send(Ok(v));
+                for (reply, vector) in replies.into_iter().zip(vectors) {
+                    let _ = reply.send(Ok(Answer { vector, inference }));
                 }
             }
             Ok(vectors) => {
@@ -395,7 +405,7 @@ mod tests {
         }
     }
 
-    fn entry(len: usize, deadline: Duration) -> (Entry, oneshot::Receiver<Result<Vec<f32>>>) {
+    fn entry(len: usize, deadline: Duration) -> (Entry, oneshot::Receiver<Result<Answer>>) {
         let (tx, rx) = oneshot::channel();
         let now = Instant::now();
         let seq = Sequence { ids: vec![1; len], type_ids: vec![0; len] };
@@ -443,7 +453,7 @@ mod tests {
         }
     }
 
-    type Reply = oneshot::Receiver<Result<Vec<f32>>>;
+    type Reply = oneshot::Receiver<Result<Answer>>;
 
     /// Lets the blocker and the next two batches run; returns those two
     /// batches' row lengths, sorted.
@@ -483,7 +493,7 @@ mod tests {
         assert_eq!(batches.recv_timeout(LONG).expect("batch 2").len(), 10, "queued requests share one batch");
         assert!(rx_first.blocking_recv().expect("answer").is_ok());
         for rx in rxs {
-            assert_eq!(rx.blocking_recv().expect("answer").expect("ok"), vec![5.0]);
+            assert_eq!(rx.blocking_recv().expect("answer").expect("ok").vector, vec![5.0]);
         }
         queue.close();
     }

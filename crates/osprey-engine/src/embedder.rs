@@ -319,7 +319,9 @@ impl Embedder {
             .pool
             .run(move || texts.iter().map(|t| tokenizer.encode(t, mode)).collect::<Result<Vec<_>>>())
             .await??;
-        metrics::histogram!(m::TOKENIZATION_DURATION_SECONDS).record(started.elapsed().as_secs_f64());
+        let tokenized = started.elapsed();
+        metrics::histogram!(m::TOKENIZATION_DURATION_SECONDS).record(tokenized.as_secs_f64());
+        crate::timing::record("tokenize", tokenized);
 
         let mut receivers = Vec::with_capacity(per_text.len());
         let mut entries = Vec::new();
@@ -339,18 +341,25 @@ impl Embedder {
 
         let collect = async {
             let mut out = Vec::with_capacity(receivers.len());
+            let mut inference = std::time::Duration::ZERO;
             for rxs in receivers {
                 let mut parts = Vec::with_capacity(rxs.len());
                 for (len, rx) in rxs {
-                    parts.push((len, rx.await.map_err(|_| EngineError::ShutDown)??));
+                    let answer = rx.await.map_err(|_| EngineError::ShutDown)??;
+                    inference = inference.max(answer.inference);
+                    parts.push((len, answer.vector));
                 }
                 out.push(parts);
             }
-            Ok::<_, EngineError>(out)
+            Ok::<_, EngineError>((out, inference))
         };
-        let parts = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), collect)
+        let (parts, inference) = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), collect)
             .await
             .map_err(|_| EngineError::Timeout(timeout))??;
+        // The request's wait for its vectors: the longest forward pass it
+        // was part of, and the rest is queueing (batches run one at a time).
+        crate::timing::record("inference", inference);
+        crate::timing::record("queue", enqueued.elapsed().saturating_sub(inference));
         metrics::counter!(m::EMBEDDINGS_TOTAL).increment(parts.len() as u64);
         metrics::counter!(m::TOKENS_TOTAL).increment(tokens.iter().sum::<usize>() as u64);
         Ok((parts, tokens))

@@ -27,6 +27,7 @@ pub mod error;
 pub mod model;
 pub mod registry;
 pub mod settings;
+pub mod timing;
 pub mod tokenize;
 
 pub use batcher::{BatchLimits, BatcherStats};

@@ -68,6 +68,10 @@ fn operation(key: &Key) -> Option<(OpKind, String, bool, bool)> {
         }
         osprey_store::metrics::DB_POOL_WAIT_SECONDS => (OpKind::Stage, "db_pool_wait".into(), false, false),
         osprey_store::metrics::STORE_WRITE_BATCH_SECONDS => (OpKind::Stage, "store_write_batch".into(), false, false),
+        osprey_cache::metrics::L2_COMMAND_SECONDS => {
+            let failed = label("outcome").as_deref() == Some("error");
+            (OpKind::Cache, format!("l2 {}", label("op").unwrap_or_default()), failed, false)
+        }
         _ => return None,
     };
     Some(op)
@@ -214,9 +218,14 @@ fn describe() {
 /// away is not counted forever.
 struct InFlight;
 
+fn in_flight_gauge() -> &'static Gauge {
+    static GAUGE: OnceLock<Gauge> = OnceLock::new();
+    GAUGE.get_or_init(|| metrics::gauge!(m::HTTP_REQUESTS_IN_FLIGHT))
+}
+
 impl InFlight {
     fn enter() -> Self {
-        metrics::gauge!(m::HTTP_REQUESTS_IN_FLIGHT).increment(1.0);
+        in_flight_gauge().increment(1.0);
         IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
         Self
     }
@@ -225,28 +234,85 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
-        metrics::gauge!(m::HTTP_REQUESTS_IN_FLIGHT).decrement(1.0);
+        in_flight_gauge().decrement(1.0);
     }
+}
+
+/// The request counter and duration histogram of one route, method and
+/// status class, registered once: a request then costs two recorder-free
+/// updates instead of two label-set look-ups with allocations.
+#[derive(Clone)]
+struct RouteSeries {
+    requests: Counter,
+    duration: Histogram,
+}
+
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Series by route template, then method, then status class.
+type SeriesTable = HashMap<String, Vec<(axum::http::Method, [Option<RouteSeries>; 5])>>;
+
+fn series(route: &str, method: &axum::http::Method, class: usize) -> RouteSeries {
+    static TABLE: OnceLock<RwLock<SeriesTable>> = OnceLock::new();
+    let table = TABLE.get_or_init(Default::default);
+    let found = table.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(route).and_then(|methods| {
+        methods.iter().find(|(m, _)| m == method).and_then(|(_, by_class)| by_class[class].clone())
+    });
+    if let Some(s) = found {
+        return s;
+    }
+    let labels =
+        [("route", route.to_string()), ("method", method.as_str().to_string()), ("status", CLASSES[class].to_string())];
+    let made = RouteSeries {
+        requests: metrics::counter!(m::HTTP_REQUESTS_TOTAL, &labels),
+        duration: metrics::histogram!(m::HTTP_REQUEST_DURATION_SECONDS, &labels),
+    };
+    let mut t = table.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let methods = t.entry(route.to_string()).or_default();
+    let slot = match methods.iter().position(|(m, _)| m == method) {
+        Some(i) => &mut methods[i].1,
+        None => {
+            methods.push((method.clone(), Default::default()));
+            &mut methods.last_mut().expect("just pushed").1
+        }
+    };
+    slot[class].get_or_insert(made).clone()
 }
 
 /// Counts and times every request by route template and status class.
 pub async fn track(req: Request, next: Next) -> Response {
-    let route =
-        req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = req.method().as_str().to_string();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
     let started = Instant::now();
     let flight = InFlight::enter();
-    let resp = next.run(req).await;
+    let (mut resp, stages) = osprey_engine::timing::scope(next.run(req)).await;
     drop(flight);
+    let elapsed = started.elapsed();
+    if let Some(v) = server_timing(&stages, elapsed) {
+        resp.headers_mut().insert(axum::http::HeaderName::from_static("server-timing"), v);
+    }
     let class = match resp.status().as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
     };
-    let labels = [("route", route), ("method", method), ("status", class.to_string())];
-    metrics::counter!(m::HTTP_REQUESTS_TOTAL, &labels).increment(1);
-    metrics::histogram!(m::HTTP_REQUEST_DURATION_SECONDS, &labels).record(started.elapsed().as_secs_f64());
+    let s = series(route.as_ref().map_or("unmatched", MatchedPath::as_str), &method, class);
+    s.requests.increment(1);
+    s.duration.record(elapsed.as_secs_f64());
     resp
+}
+
+/// `Server-Timing: queue;dur=1.200, tokenize;dur=0.300, inference;dur=4.000, total;dur=5.800`
+/// (milliseconds): where the request's time went on the server, so a load
+/// tester can split what it saw into network, queueing and service time.
+fn server_timing(stages: &[(&'static str, Duration)], total: Duration) -> Option<axum::http::HeaderValue> {
+    use std::fmt::Write as _;
+    let mut v = String::with_capacity(24 * (stages.len() + 1));
+    for (name, d) in stages {
+        let _ = write!(v, "{name};dur={:.3}, ", d.as_secs_f64() * 1000.0);
+    }
+    let _ = write!(v, "total;dur={:.3}", total.as_secs_f64() * 1000.0);
+    axum::http::HeaderValue::from_str(&v).ok()
 }

@@ -205,8 +205,14 @@ impl L2 {
         }
         let mut probe = ProbeGuard { breaker: &self.breaker, admit, settled: false };
         let mut conn = conn.clone();
+        let started = std::time::Instant::now();
         let result = tokio::time::timeout(timeout, cmd.query_async::<R>(&mut conn)).await;
         probe.settled = true;
+        metrics::histogram!(crate::metrics::L2_COMMAND_SECONDS, "op" => op.as_str(), "outcome" => match &result {
+            Ok(Ok(_)) => "ok",
+            _ => "error",
+        })
+        .record(started.elapsed().as_secs_f64());
         let (reason, failure) = match result {
             Ok(Ok(value)) => {
                 self.log_transition(self.breaker.success(admit));

@@ -587,7 +587,9 @@ async fn embed_all(embedder: &Embedder, texts: Vec<String>) -> ApiResult<Vec<Vec
 }
 
 fn stage(name: &'static str, started: Instant) {
-    metrics::histogram!(m::ANALYSIS_STAGE_SECONDS, "stage" => name).record(started.elapsed().as_secs_f64());
+    let took = started.elapsed();
+    metrics::histogram!(m::ANALYSIS_STAGE_SECONDS, "stage" => name).record(took.as_secs_f64());
+    osprey_engine::timing::record(name, took);
 }
 
 /// Runs CPU work over `texts` inline when small, else on the blocking pool.

@@ -276,3 +276,53 @@ async fn runtime_config_changes_are_validated_applied_and_audited() {
     ok_json(put(json!({ "rate_limit": { "requests_per_second": 50.0, "burst": 10 } })).await).await;
     assert_eq!(std::fs::read_to_string(&audit).expect("audit").lines().count(), 1);
 }
+
+#[tokio::test]
+async fn redis_round_trips_are_timed_as_cache_operations() {
+    let Some(model) = model_dir() else { return };
+    let Some(redis) = crate::pg::redis_url() else { return };
+    let mut settings = test_settings(&model);
+    settings.cache.l2.url = Some(redis);
+    settings.cache.l2.prefix = format!("osprey-observe-{}", std::process::id());
+    let app = spawn_app(settings);
+    // Emotion results are kept in both tiers: a miss asks Redis, then writes to it.
+    for i in 0..3 {
+        let r = app.post_json("/v1/emotion", json!({ "inputs": [format!("redis timing text {i}")] })).await;
+        assert_eq!(r.status(), 200);
+    }
+    let stats = until("an L2 operation in the stats", 15, || async {
+        let s = ok_json(app.get("/performance/stats").await).await;
+        let has = s["operations"].as_array().is_some_and(|ops| {
+            ops.iter().any(|o| o["kind"] == "cache" && o["name"].as_str().is_some_and(|n| n.starts_with("l2 ")))
+        });
+        has.then_some(s)
+    })
+    .await;
+    let l2: Vec<&Value> =
+        stats["operations"].as_array().expect("ops").iter().filter(|o| o["kind"] == "cache").collect();
+    assert!(l2.iter().all(|o| o["windows"]["1m"]["p50_ms"].as_f64() > Some(0.0)), "{l2:?}");
+}
+
+#[tokio::test]
+async fn responses_say_where_the_server_spent_the_time() {
+    let Some(_) = model_dir() else { return };
+    let app = crate::helpers::shared_app().expect("shared app");
+    let r = app.post_json("/embed", json!({ "inputs": ["where did the time go"] })).await;
+    assert_eq!(r.status(), 200);
+    let header = r.headers().get("server-timing").expect("Server-Timing header").to_str().expect("ascii").to_string();
+    let stages: Vec<(&str, f64)> = header
+        .split(", ")
+        .map(|part| {
+            let (name, dur) = part.split_once(";dur=").expect("name;dur=ms");
+            (name, dur.parse::<f64>().expect("milliseconds"))
+        })
+        .collect();
+    let names: Vec<&str> = stages.iter().map(|(n, _)| *n).collect();
+    for want in ["tokenize", "inference", "queue", "total"] {
+        assert!(names.contains(&want), "{header}");
+    }
+    let total = stages.iter().find(|(n, _)| *n == "total").map_or(0.0, |s| s.1);
+    let parts: f64 = stages.iter().filter(|(n, _)| *n != "total").map(|s| s.1).sum();
+    assert!(parts <= total + 0.01, "stages {parts} ms exceed the total {total} ms: {header}");
+    assert!(stages.iter().find(|(n, _)| *n == "inference").is_some_and(|s| s.1 > 0.0), "{header}");
+}
