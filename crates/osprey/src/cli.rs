@@ -39,6 +39,12 @@ pub enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Load-test an HTTP server: open or closed workload models, profiles,
+    /// scenarios, thresholds and reports (docs/load.md).
+    Load(Box<osprey_lab::load::LoadCommand>),
+    /// Score a run: health 0-100, bottlenecks with evidence, recommendations,
+    /// and trends against a baseline (docs/analyze.md).
+    Analyze(osprey_analyze::AnalyzeArgs),
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -72,4 +78,7 @@ pub enum BenchCommand {
     Store(crate::bench_storage::StoreBenchArgs),
     /// The two-tier cache against bare moka (L1) and redis-benchmark (L2).
     Cache(crate::bench_storage::CacheBenchArgs),
+    /// What observing costs: one record on the hot path, and HTTP throughput
+    /// with instrumentation on and off.
+    Telemetry(crate::bench_telemetry::TelemetryBenchArgs),
 }

@@ -9,10 +9,12 @@
 //! - [`bench`]: `osprey bench embed`.
 //! - [`bench_analysis`]: `osprey bench analysis` and `osprey bench emotion-model`.
 //! - [`bench_storage`]: `osprey bench store` and `osprey bench cache`.
+//! - [`bench_telemetry`]: `osprey bench telemetry`.
 
 pub mod bench;
 pub mod bench_analysis;
 pub mod bench_storage;
+pub mod bench_telemetry;
 pub mod cli;
 pub mod config;
 pub mod models;
@@ -53,6 +55,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let _ = init_tracing("warn", "text");
             return bench::run(command);
         }
+        Command::Load(command) => return Ok(osprey_lab::load::run(*command)),
+        Command::Analyze(args) => return osprey_analyze::run(args),
     }
     Ok(ExitCode::SUCCESS)
 }
