@@ -130,11 +130,17 @@ impl L1 {
     }
 
     /// Replaces the tier with one built from `settings` (sizes, TTLs, TTI),
-    /// carrying the entries over; those beyond the new bounds are evicted as
-    /// `size`. Entries carried over keep the TTL they were inserted with.
+    /// carrying the live entries over; those beyond the new bounds are
+    /// evicted as `size`. Entries carried over start a fresh TTL under the
+    /// new settings (moka cannot be told an entry's remaining time).
     pub fn reconfigure(&self, settings: &L1Settings) {
         let fresh = Self::build(settings, &self.counters);
         let mut slot = self.cache.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(old) = slot.as_ref() {
+            // Expired entries leave now, through the listener, so the counts
+            // stay exact; only live ones are carried.
+            old.run_pending_tasks();
+        }
         if let (Some(old), Some(new)) = (slot.as_ref(), fresh.as_ref()) {
             for (key, entry) in old.iter() {
                 new.insert(*key, entry);

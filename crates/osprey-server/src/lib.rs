@@ -184,13 +184,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::guard));
-    // Requests refused by the guard are counted and timed like the rest.
-    let router = if instrument { router.layer(axum::middleware::from_fn(telemetry::track)) } else { router };
     let router = match cors {
         Some(cors) => router.layer(cors),
         None => router,
     };
-    router
+    let router = router
         .layer(axum::middleware::from_fn(move |req, next: axum::middleware::Next| async move {
             match tokio::time::timeout(backstop, next.run(req)).await {
                 Ok(resp) => resp,
@@ -202,8 +200,11 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_panic| {
             ApiError::new(ErrorCode::Internal, "handler panicked").into_response()
-        }))
-        .with_state(state)
+        }));
+    // Outermost, so refusals, timeouts and panics are counted and timed like
+    // the rest: the error rate must include the worst failures.
+    let router = if instrument { router.layer(axum::middleware::from_fn(telemetry::track)) } else { router };
+    router.with_state(state)
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> Response {

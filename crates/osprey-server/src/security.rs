@@ -86,6 +86,9 @@ impl SecuritySettings {
             return Err(format!("security.api_keys[{i}] must be at least 16 characters"));
         }
         for origin in &self.cors_origins {
+            if origin.trim() == "*" {
+                return Err("security.cors_origins: list the origins; \"*\" is not accepted".into());
+            }
             HeaderValue::from_str(origin)
                 .map_err(|_| format!("security.cors_origins: {origin:?} is not a header value"))?;
         }
@@ -118,8 +121,10 @@ impl RateLimitSettings {
             ("requests_per_second", self.requests_per_second, self.burst),
             ("anonymous_requests_per_second", self.anonymous_requests_per_second, self.anonymous_burst),
         ] {
-            if !rate.is_finite() || rate < 0.0 {
-                return Err(format!("security.rate_limit.{name} must be a finite number ≥ 0"));
+            if !rate.is_finite() || rate < 0.0 || (rate > 0.0 && rate < MIN_RATE) {
+                return Err(format!(
+                    "security.rate_limit.{name} must be 0 (off) or a finite number of at least {MIN_RATE}"
+                ));
             }
             if rate > 0.0 && burst == 0 {
                 return Err(format!("security.rate_limit: a burst of 0 with {name} > 0 refuses everything"));
@@ -128,6 +133,10 @@ impl RateLimitSettings {
         Ok(())
     }
 }
+
+/// The slowest refill accepted (one request per 1000 s); slower rates would
+/// make waits too long to state.
+pub const MIN_RATE: f64 = 0.001;
 
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -268,7 +277,7 @@ fn parse_keys_file(path: &Path) -> Result<Vec<KeyEntry>, String> {
         let (mut rps, mut burst) = (None, None);
         for opt in fields {
             match opt.split_once('=') {
-                Some(("rps", v)) => rps = Some(v.parse::<f64>().ok().filter(|r| r.is_finite() && *r > 0.0)),
+                Some(("rps", v)) => rps = Some(v.parse::<f64>().ok().filter(|r| r.is_finite() && *r >= MIN_RATE)),
                 Some(("burst", v)) => burst = Some(v.parse::<u32>().ok().filter(|b| *b > 0)),
                 _ => return Err(at(&format!("unknown option {opt:?}"))),
             }
@@ -277,7 +286,7 @@ fn parse_keys_file(path: &Path) -> Result<Vec<KeyEntry>, String> {
             (None, None) => None,
             (Some(Some(r)), Some(Some(b))) => Some((r, b)),
             (Some(Some(r)), None) => Some((r, (r * 2.0).ceil().max(1.0) as u32)),
-            _ => return Err(at("rps must be > 0 and burst a whole number > 0, and burst needs rps")),
+            _ => return Err(at("rps must be at least 0.001 and burst a whole number > 0, and burst needs rps")),
         };
         out.push(KeyEntry { id: id.into(), role, digest, rate });
     }
@@ -311,6 +320,9 @@ enum BucketKey {
 struct Bucket {
     tokens: f64,
     at: Instant,
+    /// This bucket's own refill rate and size, so pruning judges it by them.
+    rate: f64,
+    burst: f64,
 }
 
 /// Buckets kept before idle, full ones are pruned.
@@ -351,16 +363,26 @@ impl RateLimiter {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(&key) {
             // Drop buckets that would be full by now: forgetting them changes nothing.
-            buckets.retain(|_, b| b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < burst);
+            buckets.retain(|_, b| b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * b.rate < b.burst);
+            if buckets.len() >= MAX_BUCKETS {
+                // Still full (a flood of addresses): forget the least recently
+                // used half. Their clients start again from a full bucket.
+                let mut ats: Vec<Instant> = buckets.values().map(|b| b.at).collect();
+                ats.sort_unstable();
+                let cut = ats[ats.len() / 2];
+                buckets.retain(|_, b| b.at > cut);
+            }
         }
-        let b = buckets.entry(key).or_insert(Bucket { tokens: burst, at: now });
+        let b = buckets.entry(key).or_insert(Bucket { tokens: burst, at: now, rate, burst });
+        b.rate = rate;
+        b.burst = burst;
         b.tokens = (b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate).min(burst);
         b.at = now;
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - b.tokens) / rate))
+            Err(Duration::try_from_secs_f64((1.0 - b.tokens) / rate).unwrap_or(Duration::from_secs(1000)))
         }
     }
 }
@@ -604,6 +626,31 @@ mod tests {
             ..Default::default()
         };
         assert!(s.validate().is_err());
+        let s = SecuritySettings {
+            rate_limit: RateLimitSettings { requests_per_second: 1e-300, ..Default::default() },
+            ..Default::default()
+        };
+        assert!(s.validate().is_err(), "a rate too slow to state a wait is refused");
+        let s = SecuritySettings { cors_origins: vec!["*".into()], ..Default::default() };
+        assert!(s.validate().is_err(), "CORS lists origins");
         assert!(SecuritySettings::default().validate().is_ok());
+    }
+
+    #[test]
+    fn a_flood_of_addresses_stays_bounded_and_keeps_limiting() {
+        let limiter = RateLimiter::new(RateLimitSettings {
+            anonymous_requests_per_second: 1.0,
+            anonymous_burst: 1,
+            ..Default::default()
+        });
+        let t0 = Instant::now();
+        for i in 0..(MAX_BUCKETS as u32 + 500) {
+            let addr = IpAddr::from(i.to_be_bytes());
+            assert!(limiter.check_addr(addr, t0).is_ok());
+        }
+        let held = limiter.buckets.lock().map(|b| b.len()).unwrap_or(usize::MAX);
+        assert!(held <= MAX_BUCKETS, "{held} buckets");
+        let last = IpAddr::from((MAX_BUCKETS as u32 + 499).to_be_bytes());
+        assert!(limiter.check_addr(last, t0).is_err(), "a recent bucket is kept and still empty");
     }
 }

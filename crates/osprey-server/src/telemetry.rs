@@ -15,6 +15,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics::{Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit};
@@ -282,7 +283,14 @@ fn series(route: &str, method: &axum::http::Method, class: usize) -> RouteSeries
 /// Counts and times every request by route template and status class.
 pub async fn track(req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().cloned();
-    let method = req.method().clone();
+    // Any method token is valid HTTP; only the standard ones become labels,
+    // so a client cannot mint series.
+    let method = match *req.method() {
+        Method::GET | Method::POST | Method::PUT | Method::DELETE | Method::HEAD | Method::OPTIONS | Method::PATCH => {
+            req.method().clone()
+        }
+        _ => Method::from_bytes(b"OTHER").unwrap_or_default(),
+    };
     let started = Instant::now();
     let flight = InFlight::enter();
     let (mut resp, stages) = osprey_engine::timing::scope(next.run(req)).await;

@@ -56,7 +56,7 @@ pub fn recommend(state: &AppState) -> Vec<Recommendation> {
                     title: "Requests wait for the model: form larger batches or add replicas".into(),
                     setting: "batching.max_batch_tokens",
                     current: tokens.into(),
-                    suggested: (tokens * 2).min(65_536).into(),
+                    suggested: tokens.saturating_mul(2).min(65_536).into(),
                     expected_effect: "fewer, fuller forward passes: higher throughput at the same CPU; \
                                       if CPU is already saturated, add a replica instead"
                         .into(),
@@ -68,7 +68,7 @@ pub fn recommend(state: &AppState) -> Vec<Recommendation> {
                 title: "The result cache misses often: give it more room or longer TTLs".into(),
                 setting: "cache.l1.max_bytes",
                 current: l1.max_bytes.into(),
-                suggested: (l1.max_bytes * 2).into(),
+                suggested: l1.max_bytes.saturating_mul(2).into(),
                 expected_effect: "repeat texts answered from memory instead of a forward pass".into(),
                 evidence,
             },
@@ -94,7 +94,7 @@ pub fn recommend(state: &AppState) -> Vec<Recommendation> {
                 priority,
                 title: "The disk is filling: move the data directory or prune stored analyses".into(),
                 setting: "server.data_dir",
-                current: state.settings.server.data_dir.display().to_string().into(),
+                current: serde_json::Value::Null,
                 suggested: serde_json::Value::Null,
                 expected_effect: "writes keep succeeding".into(),
                 evidence,
@@ -115,7 +115,7 @@ pub fn recommend(state: &AppState) -> Vec<Recommendation> {
                     title: "Database statements are slow: see /performance/database for which".into(),
                     setting: "store.pool.pool_size",
                     current: pool.into(),
-                    suggested: (pool + pool / 2).max(pool + 1).into(),
+                    suggested: pool.saturating_add(pool / 2).max(pool.saturating_add(1)).into(),
                     expected_effect: "less waiting for a connection when the database has headroom".into(),
                     evidence,
                 }
@@ -143,7 +143,7 @@ pub fn recommend(state: &AppState) -> Vec<Recommendation> {
                     title: "Statements wait for a pooled connection".into(),
                     setting: "store.pool.pool_size",
                     current: pool.into(),
-                    suggested: (pool * 2).into(),
+                    suggested: pool.saturating_mul(2).into(),
                     expected_effect: "pool wait near zero".into(),
                     evidence: Evidence {
                         signal: "db_pool_wait_p95_ms".into(),

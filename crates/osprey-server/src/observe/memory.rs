@@ -17,8 +17,8 @@ use crate::state::AppState;
 pub struct CleanupRequest {
     /// Empty the in-process cache as well.
     pub clear_l1: bool,
-    /// Unload models that served nothing for `idle_for` (they load again on
-    /// their next request).
+    /// Unload models other than the default that served nothing for
+    /// `idle_for` (they load again on their next request).
     pub unload_idle_models: bool,
     /// e.g. `10m`; at least 1 minute.
     #[serde(with = "humantime_serde")]
@@ -96,10 +96,14 @@ pub fn cleanup(state: &AppState, req: &CleanupRequest) -> ApiResult<Value> {
 
     let mut unloaded = Vec::new();
     if req.unload_idle_models {
-        for m in state.registry.status().into_iter().filter(|m| m.loaded) {
-            // A model is idle when its forward passes recorded nothing in the window.
-            // The window is the shortest of 5 min and 1 h that covers `idle_for`.
-            let used = state.observe.perf.op_snapshot(OpKind::Model, &m.name).is_some_and(|o| {
+        let default = state.registry.default_name().to_string();
+        // The default model serves /ready and every embedding route: it stays.
+        for m in state.registry.status().into_iter().filter(|m| m.loaded && m.name != default) {
+            // A model is idle when its forward passes recorded nothing in the
+            // window; passes are filed under the model's id. The window is the
+            // shortest of 5 min and 1 h that covers `idle_for`, and 1 h for longer.
+            let id = m.info.as_ref().map_or(m.name.clone(), |i| i.id.clone());
+            let used = state.observe.perf.op_snapshot(OpKind::Model, &id).is_some_and(|o| {
                 let w = if req.idle_for <= Duration::from_secs(300) { o.windows.m5 } else { o.windows.h1 };
                 w.count > 0
             });

@@ -181,7 +181,14 @@ fn apply(state: &AppState, req: Tunables) -> ApiResult<()> {
         state.cache.reconfigure_l1(l1).map_err(|e| ApiError::validation(format!("cache_l1: {e}")))?;
     }
     if let Some(rules) = req.alert_rules {
+        let gone: Vec<osprey_perf::AlertRule> =
+            state.observe.alerts.rules().into_iter().filter(|old| !rules.iter().any(|r| r.name == old.name)).collect();
         state.observe.alerts.set_rules(rules).map_err(|e| ApiError::validation(format!("alert_rules: {e}")))?;
+        // A removed rule no longer fires: say so to Prometheus too.
+        for rule in gone {
+            let severity = format!("{:?}", rule.severity).to_lowercase();
+            metrics::gauge!(osprey_types::metrics::ALERTS_FIRING, "rule" => rule.name, "severity" => severity).set(0.0);
+        }
     }
     if let Some(level) = req.log_level {
         state.set_log_level(&level).map_err(|e| ApiError::validation(format!("log_level: {e}")))?;
