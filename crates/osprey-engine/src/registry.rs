@@ -145,6 +145,12 @@ impl ModelRegistry {
         let slot = slots.get_mut(name).ok_or_else(|| EngineError::ModelNotFound(name.to_string()))?;
         match result {
             Ok(e) => {
+                // Limits changed while the model loaded apply to it too.
+                let b = self.batching();
+                e.set_batch_limits(crate::BatchLimits {
+                    max_batch_tokens: b.max_batch_tokens,
+                    max_batch_requests: b.max_batch_requests,
+                });
                 slot.loaded = Some(e.clone());
                 slot.last_error = None;
                 Ok(e)

@@ -110,6 +110,8 @@ pub async fn info(State(state): State<AppState>) -> ApiResult<Json<InfoResponse>
     let embedder = state.embedder("").await?;
     let i = embedder.info();
     let b = embedder.batching();
+    // Batch limits change at run time (PUT /performance/config): show those in force.
+    let limits = embedder.batch_limits();
     Ok(Json(InfoResponse {
         model_id: i.id.clone(),
         model_sha: None,
@@ -117,8 +119,8 @@ pub async fn info(State(state): State<AppState>) -> ApiResult<Json<InfoResponse>
         model_type: ModelKind::Embedding { pooling: i.pooling.to_string() },
         max_concurrent_requests: b.max_concurrent_requests,
         max_input_length: i.max_seq_length,
-        max_batch_tokens: b.max_batch_tokens,
-        max_batch_requests: Some(b.max_batch_requests),
+        max_batch_tokens: limits.max_batch_tokens,
+        max_batch_requests: Some(limits.max_batch_requests),
         max_client_batch_size: b.max_client_batch_size,
         tokenization_workers: b.tokenizer_workers,
         version: env!("CARGO_PKG_VERSION").into(),

@@ -262,6 +262,12 @@ async fn runtime_config_changes_are_validated_applied_and_audited() {
     assert_eq!(changed["tunable"]["cache_l1"]["max_entries"], 1000);
     let engine = app.registry.loaded("default").expect("loaded");
     assert_eq!(engine.batch_limits().max_batch_requests, 8, "the running batcher took the new limit");
+    let info = ok_json(app.get("/info").await).await;
+    assert_eq!(
+        (info["max_batch_tokens"].as_u64(), info["max_batch_requests"].as_u64()),
+        (Some(4096), Some(8)),
+        "{info}"
+    );
     // The server still answers with the new limits.
     traffic(&app, 2).await;
 
