@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use super::error::LoadError;
 use super::hist::{self, Hist, LatencySummary};
 use super::report::{
-    exit, ClientReport, Figures, Histograms, KindHistograms, KindReport, Report, Requests, ServerTimingReport,
-    StageReport, ThresholdResult, TimelineRow, HISTOGRAM_ENCODING,
+    exit, ClientReport, Figures, Histograms, KindReport, Report, Requests, ServerTimingReport, StageReport,
+    ThresholdResult, TimelineRow, HISTOGRAM_ENCODING,
 };
 use super::stats::{ErrorCounts, KindStats};
 use super::threshold::Threshold;
@@ -176,15 +176,7 @@ pub fn merge(reports: &[Report]) -> Result<Report, LoadError> {
         unit: "us".into(),
         latency: hist::encode(&latency)?,
         latency_uncorrected: hist::encode(&raw)?,
-        kinds: kinds
-            .iter()
-            .map(|(n, k)| {
-                Ok((
-                    n.clone(),
-                    KindHistograms { latency: hist::encode(&k.latency)?, latency_uncorrected: hist::encode(&k.raw)? },
-                ))
-            })
-            .collect::<Result<_, LoadError>>()?,
+        kinds: super::report::build::kind_histograms(&kinds)?,
         server_timing: st_hists,
         breakdown: breakdown_hists,
         scheduler_lag: out.histograms.scheduler_lag.take(),

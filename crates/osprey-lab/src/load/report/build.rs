@@ -91,6 +91,21 @@ fn requests_of(kinds: &[&crate::load::stats::KindStats], scheduled: u64, missed:
     }
 }
 
+/// Each request kind's corrected and raw latency histograms, encoded for the report.
+pub(crate) fn kind_histograms(
+    kinds: &[(String, crate::load::stats::KindStats)],
+) -> Result<BTreeMap<String, KindHistograms>, LoadError> {
+    kinds
+        .iter()
+        .map(|(n, k)| {
+            Ok((
+                n.clone(),
+                KindHistograms { latency: hist::encode(&k.latency)?, latency_uncorrected: hist::encode(&k.raw)? },
+            ))
+        })
+        .collect()
+}
+
 fn ratio(num: u64, den: u64) -> f64 {
     if den == 0 {
         0.0
@@ -227,15 +242,7 @@ pub fn build(spec: &RunSpec, outcome: RunOutcome) -> Result<Report, LoadError> {
         unit: "us".into(),
         latency: hist::encode(&latency)?,
         latency_uncorrected: hist::encode(&raw)?,
-        kinds: named
-            .iter()
-            .map(|(n, k)| {
-                Ok((
-                    n.clone(),
-                    KindHistograms { latency: hist::encode(&k.latency)?, latency_uncorrected: hist::encode(&k.raw)? },
-                ))
-            })
-            .collect::<Result<_, LoadError>>()?,
+        kinds: kind_histograms(&named)?,
         server_timing: match &stats.server_timing {
             Some(st) => {
                 st.metrics.iter().map(|(n, h)| Ok((n.clone(), hist::encode(h)?))).collect::<Result<_, LoadError>>()?

@@ -15,7 +15,7 @@
 //! - [`csv`]: per-second rows;
 //! - [`compare`]: deltas between two reports.
 
-mod build;
+pub(crate) mod build;
 pub mod compare;
 pub mod csv;
 pub mod html;
