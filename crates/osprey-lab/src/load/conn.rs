@@ -1,6 +1,7 @@
-//! One HTTP connection: a TCP stream with `TCP_NODELAY`, wrapped to count
-//! bytes, handed to hyper's low-level client (`client::conn`), so every
-//! connection the tool opens is one it counts, and no pool sits in between.
+//! One HTTP connection: a TCP stream with `TCP_NODELAY` whose bytes are
+//! counted, so every connection the tool opens is one it counts, and no pool
+//! sits in between. HTTP/1.1 goes through the tool's own client ([`super::h1`]);
+//! HTTP/2 through hyper's low-level client (`client::conn`).
 
 use std::future::Future;
 use std::io;
@@ -13,16 +14,18 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
-use hyper::client::conn::{http1, http2};
-use hyper::header::HeaderValue;
-use hyper::{Request, Response};
+use hyper::client::conn::http2;
+use hyper::Response;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::h1::{self, H1Conn};
+use super::request::PreparedKind;
 use super::stats::IoCounters;
 
-/// A TCP stream that adds the bytes it moves to shared counters.
+/// A TCP stream that adds the bytes it moves to shared counters (for hyper's HTTP/2 client).
 pub struct CountedStream {
     inner: TcpStream,
     io: Arc<IoCounters>,
@@ -76,29 +79,24 @@ impl AsyncWrite for CountedStream {
 
 pub type Body = Full<Bytes>;
 
-type H1Driver = Pin<Box<http1::Connection<TokioIo<CountedStream>, Body>>>;
-
-/// The sending half of a connection. An HTTP/1.1 connection is driven by the
-/// worker that owns it (polled alongside its requests, not as a task of its
-/// own: one task wake per event instead of two); HTTP/2 senders are clones of
-/// one multiplexed connection per thread, whose driver is a task.
+/// A connection. An HTTP/1.1 connection is driven by the worker that owns
+/// it; HTTP/2 senders are clones of one multiplexed connection per thread,
+/// whose driver is a task.
 pub enum Conn {
-    H1 { sender: http1::SendRequest<Body>, driver: H1Driver, closed: bool },
+    H1(H1Conn),
     H2(http2::SendRequest<Body>),
 }
 
 /// Why an exchange produced no response.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ExchangeError {
     /// The deadline passed first.
+    #[error("timed out")]
     Timeout,
-    Http(hyper::Error),
-}
-
-impl From<hyper::Error> for ExchangeError {
-    fn from(e: hyper::Error) -> Self {
-        ExchangeError::Http(e)
-    }
+    #[error("{0}")]
+    H1(#[from] h1::Error),
+    #[error("{0}")]
+    H2(#[from] hyper::Error),
 }
 
 /// A per-worker timer that bounds each request without registering a new
@@ -114,14 +112,16 @@ impl Watchdog {
     }
 }
 
-/// Polls `fut` (and the HTTP/1.1 connection's driver) until it finishes or `limit` passes.
-async fn bounded<F: Future>(
-    mut fut: Pin<&mut F>,
-    mut driver: Option<(&mut H1Driver, &mut bool)>,
-    dog: &mut Watchdog,
-    start: Instant,
-    limit: Instant,
-) -> Option<F::Output> {
+/// When a request began (taken on by its worker) and by when it must be done.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub start: Instant,
+    pub limit: Instant,
+}
+
+/// Polls `fut` until it finishes or the window's limit passes.
+async fn bounded<F: Future>(mut fut: Pin<&mut F>, dog: &mut Watchdog, window: Window) -> Option<F::Output> {
+    let Window { start, limit } = window;
     let limit_at = tokio::time::Instant::from_std(limit);
     if dog.sleep.deadline().into_std() <= start || dog.sleep.deadline() > limit_at {
         dog.sleep.as_mut().reset(limit_at);
@@ -129,17 +129,6 @@ async fn bounded<F: Future>(
     std::future::poll_fn(|cx| {
         if let Poll::Ready(out) = fut.as_mut().poll(cx) {
             return Poll::Ready(Some(out));
-        }
-        if let Some((d, closed)) = driver.as_mut() {
-            if !**closed {
-                // Errors surface through the request future; the driver only has to run.
-                if d.as_mut().poll(cx).is_ready() {
-                    **closed = true;
-                }
-                if let Poll::Ready(out) = fut.as_mut().poll(cx) {
-                    return Poll::Ready(Some(out));
-                }
-            }
         }
         while dog.sleep.as_mut().poll(cx).is_ready() {
             if Instant::now() >= limit {
@@ -160,22 +149,19 @@ pub async fn connect(
     timeout: Duration,
 ) -> Result<Conn, String> {
     let open = async {
+        if !http2 {
+            return H1Conn::connect(addr, io).await.map(Conn::H1).map_err(|e| format!("connect {addr}: {e}"));
+        }
         let stream = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
         stream.set_nodelay(true).map_err(|e| format!("TCP_NODELAY: {e}"))?;
         let io = TokioIo::new(CountedStream { inner: stream, io: io.clone() });
-        if http2 {
-            let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
-                .await
-                .map_err(|e| format!("HTTP/2 handshake with {addr}: {e}"))?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            Ok(Conn::H2(sender))
-        } else {
-            let (sender, conn) =
-                http1::handshake(io).await.map_err(|e| format!("HTTP/1.1 handshake with {addr}: {e}"))?;
-            Ok(Conn::H1 { sender, driver: Box::pin(conn), closed: false })
-        }
+        let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
+            .await
+            .map_err(|e| format!("HTTP/2 handshake with {addr}: {e}"))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Conn::H2(sender))
     };
     tokio::time::timeout(timeout, open).await.map_err(|_| format!("connect {addr}: timed out after {timeout:?}"))?
 }
@@ -186,50 +172,63 @@ pub struct Exchange {
     pub body_len: u64,
     /// Only buffered when a check needs it.
     pub body: Vec<u8>,
-    pub server_timing: Option<HeaderValue>,
+    pub server_timing: Option<String>,
 }
 
 impl Conn {
     pub fn is_closed(&self) -> bool {
         match self {
-            Conn::H1 { sender, closed, .. } => *closed || sender.is_closed(),
+            Conn::H1(c) => c.is_closed(),
             Conn::H2(s) => s.is_closed(),
         }
     }
 
     /// Waits until the connection can take a request; fails when it closed.
-    pub async fn ready(&mut self, dog: &mut Watchdog, start: Instant, limit: Instant) -> Result<(), ExchangeError> {
-        let out = match self {
-            Conn::H1 { sender, driver, closed } => {
-                bounded(std::pin::pin!(sender.ready()), Some((driver, closed)), dog, start, limit).await
+    pub async fn ready(&mut self, dog: &mut Watchdog, window: Window) -> Result<(), ExchangeError> {
+        match self {
+            Conn::H1(c) => Ok(c.check_idle()?),
+            Conn::H2(s) => {
+                Ok(bounded(std::pin::pin!(s.ready()), dog, window).await.ok_or(ExchangeError::Timeout)??)
             }
-            Conn::H2(s) => bounded(std::pin::pin!(s.ready()), None, dog, start, limit).await,
-        };
-        Ok(out.ok_or(ExchangeError::Timeout)??)
+        }
     }
 
-    /// Sends `req` and reads the whole response, by `limit`.
+    /// Sends request `seq` of `kind` (data record `record`) and reads the whole response, within `window`.
     pub async fn exchange(
         &mut self,
-        req: Request<Body>,
-        keep_body: bool,
+        kind: &PreparedKind,
+        records: &[Value],
+        record: usize,
+        seq: u64,
         dog: &mut Watchdog,
-        start: Instant,
-        limit: Instant,
+        window: Window,
     ) -> Result<Exchange, ExchangeError> {
+        let keep_body = kind.check.needs_body();
         let out = match self {
-            Conn::H1 { sender, driver, closed } => {
-                let fut = std::pin::pin!(async { read(sender.send_request(req).await?, keep_body).await });
-                bounded(fut, Some((driver, closed)), dog, start, limit).await
+            Conn::H1(c) => {
+                let (req, head) = kind.h1(records, record, seq).ok_or(h1::Error::Protocol(MISMATCH))?;
+                let fut = std::pin::pin!(c.exchange(&req, head, keep_body));
+                bounded(fut, dog, window).await.map(|r| {
+                    let r = r?;
+                    Ok(Exchange {
+                        status: r.status,
+                        body_len: r.body_len,
+                        body: r.body,
+                        server_timing: r.server_timing,
+                    })
+                })
             }
             Conn::H2(s) => {
+                let req = kind.h2(records, record, seq).ok_or(h1::Error::Protocol(MISMATCH))?;
                 let fut = std::pin::pin!(async { read(s.send_request(req).await?, keep_body).await });
-                bounded(fut, None, dog, start, limit).await
+                bounded(fut, dog, window).await.map(|r| Ok(r?))
             }
         };
-        Ok(out.ok_or(ExchangeError::Timeout)??)
+        out.ok_or(ExchangeError::Timeout)?
     }
 }
+
+const MISMATCH: &str = "request prepared for another HTTP version";
 
 async fn read(resp: Response<hyper::body::Incoming>, keep_body: bool) -> Result<Exchange, hyper::Error> {
     let (parts, mut body) = resp.into_parts();
@@ -237,7 +236,7 @@ async fn read(resp: Response<hyper::body::Incoming>, keep_body: bool) -> Result<
         status: parts.status.as_u16(),
         body_len: 0,
         body: Vec::new(),
-        server_timing: parts.headers.get("server-timing").cloned(),
+        server_timing: parts.headers.get("server-timing").and_then(|v| v.to_str().ok()).map(str::to_owned),
     };
     drop(parts);
     while let Some(frame) = body.frame().await {

@@ -21,7 +21,8 @@
 //! - [`scenario`] and [`template`]: scenario files, checks, data-driven bodies.
 //! - [`threshold`]: pass/fail criteria and exit codes.
 //! - [`target`]: URL parsing and the loopback rule.
-//! - `request`, `conn`, `worker`: prepared requests, connections, generator threads.
+//! - `request`, `conn`, `h1`, `worker`: prepared requests, connections (HTTP/1.1
+//!   through the tool's own client, HTTP/2 through hyper), generator threads.
 //! - `engine` and `collector`: running threads, per-second aggregation, aborts.
 //! - [`stats`], [`hist`], [`server_timing`], [`saturation`]: measurement.
 //! - [`report`]: the schema and its renderings; [`merge`]; [`suite`].
@@ -32,6 +33,7 @@ mod collector;
 mod conn;
 mod engine;
 pub mod error;
+mod h1;
 pub mod hist;
 pub mod live;
 pub mod merge;
@@ -67,7 +69,13 @@ pub fn execute(spec: &RunSpec, console: &Console) -> Result<Report, LoadError> {
 
 /// `osprey load …`: runs the command and returns its exit code (see `docs/load.md`).
 pub fn run(cmd: LoadCommand) -> ExitCode {
-    match dispatch(cmd) {
+    run_with(cmd, None)
+}
+
+/// [`run`], with a section `appendix` makes from each JSON report added to
+/// the HTML report.
+pub fn run_with(cmd: LoadCommand, appendix: Option<&report::Appendix>) -> ExitCode {
+    match dispatch(cmd, appendix) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e}");
@@ -76,15 +84,15 @@ pub fn run(cmd: LoadCommand) -> ExitCode {
     }
 }
 
-fn dispatch(cmd: LoadCommand) -> Result<u8, LoadError> {
+fn dispatch(cmd: LoadCommand, appendix: Option<&report::Appendix>) -> Result<u8, LoadError> {
     match cmd.command {
-        None => run_once(&cmd.run),
+        None => run_once(&cmd.run, appendix),
         Some(LoadSubcommand::Suite(args)) => {
             let suite = suite::Suite::load(&args.file, &args)?;
             let baseline = args.output.compare.as_deref().map(Document::read).transpose()?;
             let console = Console::auto(args.output.quiet);
             let doc = Document::Suite(suite::execute(&suite, &console)?);
-            finish(&doc, &args.output, baseline.as_ref())
+            finish(&doc, &args.output, baseline.as_ref(), appendix)
         }
         Some(LoadSubcommand::Merge(args)) => {
             let mut reports = Vec::new();
@@ -98,7 +106,7 @@ fn dispatch(cmd: LoadCommand) -> Result<u8, LoadError> {
             }
             let doc = Document::Run(Box::new(merge::merge(&reports)?));
             print!("{}", report::text::render(&doc));
-            report::write_outputs(&doc, Some(&args.output), args.html.as_deref(), args.csv.as_deref())?;
+            report::write_outputs(&doc, Some(&args.output), args.html.as_deref(), args.csv.as_deref(), appendix)?;
             Ok(doc.exit_code())
         }
         Some(LoadSubcommand::Compare(args)) => {
@@ -110,18 +118,23 @@ fn dispatch(cmd: LoadCommand) -> Result<u8, LoadError> {
     }
 }
 
-fn run_once(args: &RunArgs) -> Result<u8, LoadError> {
+fn run_once(args: &RunArgs, appendix: Option<&report::Appendix>) -> Result<u8, LoadError> {
     let spec = RunSpec::from_args(args)?;
     let baseline = args.output.compare.as_deref().map(Document::read).transpose()?;
     let console = Console::auto(args.output.quiet);
     console.note(&describe(&spec));
     let doc = Document::Run(Box::new(execute(&spec, &console)?));
-    finish(&doc, &args.output, baseline.as_ref())
+    finish(&doc, &args.output, baseline.as_ref(), appendix)
 }
 
-fn finish(doc: &Document, output: &cli::OutputArgs, baseline: Option<&Document>) -> Result<u8, LoadError> {
+fn finish(
+    doc: &Document,
+    output: &cli::OutputArgs,
+    baseline: Option<&Document>,
+    appendix: Option<&report::Appendix>,
+) -> Result<u8, LoadError> {
     print!("{}", report::text::render(doc));
-    report::write_outputs(doc, output.json.as_deref(), output.html.as_deref(), output.csv.as_deref())?;
+    report::write_outputs(doc, output.json.as_deref(), output.html.as_deref(), output.csv.as_deref(), appendix)?;
     if let Some(before) = baseline {
         print!("{}", report::compare::render(before, doc));
     }

@@ -25,7 +25,7 @@ use serde_json::Value;
 use tokio::sync::{watch, Notify};
 
 use super::cli::Shard;
-use super::conn::{self, Body, Conn, ExchangeError, Watchdog};
+use super::conn::{self, Body, Conn, ExchangeError, Watchdog, Window};
 use super::request::{Picker, PreparedKind};
 use super::saturation::{self, CpuTime};
 use super::scenario::Check;
@@ -307,7 +307,7 @@ impl Local {
     ) -> Instant {
         let Pick { kind, record, seq } = pick;
         let sh = &*self.sh;
-        let limit = start + sh.timeout;
+        let window = Window { start, limit: start + sh.timeout };
         // A kept-alive connection that the server closed in between is replaced, not counted as an error.
         let mut failure = None;
         for attempt in 0..2 {
@@ -316,7 +316,7 @@ impl Local {
                 break;
             }
             let Some(c) = slot.as_mut() else { continue };
-            match c.ready(dog, start, limit).await {
+            match c.ready(dog, window).await {
                 Ok(()) => {
                     failure = None;
                     break;
@@ -329,7 +329,7 @@ impl Local {
                     ));
                     break;
                 }
-                Err(ExchangeError::Http(e)) => {
+                Err(e) => {
                     *slot = None;
                     failure =
                         Some((ErrorKind::Io, format!("connection not ready after {} attempts: {e}", attempt + 1)));
@@ -344,9 +344,7 @@ impl Local {
             return now;
         };
         let prepared = &sh.kinds[kind];
-        let req = prepared.build(&sh.records, record, seq);
-        let keep_body = prepared.check.needs_body();
-        let result = c.exchange(req, keep_body, dog, start, limit).await;
+        let result = c.exchange(prepared, &sh.records, record, seq, dog, window).await;
         let done = Instant::now();
         let mut st = self.stats.borrow_mut();
         match result {
@@ -354,7 +352,7 @@ impl Local {
                 *slot = None;
                 st.on_failure(kind, done, ErrorKind::Timeout, &format_args!("timed out after {:?}", sh.timeout));
             }
-            Err(ExchangeError::Http(e)) => {
+            Err(e) => {
                 *slot = None;
                 st.on_failure(kind, done, ErrorKind::Io, &format_args!("{}: {e}", prepared.name));
             }
@@ -364,7 +362,7 @@ impl Local {
                 if let Some(e) = error {
                     st.sample_error(&format_args!("{}: status {} ({:?})", prepared.name, ex.status, e));
                 }
-                if let Some(v) = ex.server_timing.as_ref().and_then(|v| v.to_str().ok()) {
+                if let Some(v) = ex.server_timing.as_deref() {
                     st.server_timing().record(v, timing.raw_us);
                 }
                 st.on_response(kind, done, timing, error, ex.body_len);

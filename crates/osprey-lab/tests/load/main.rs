@@ -2,6 +2,7 @@
 //! 127.0.0.1:0. No mocks; no assertions on wall-clock speed.
 
 mod helpers;
+mod http1;
 mod models;
 mod outcomes;
 mod reports;

@@ -19,6 +19,11 @@ svg.chart{display:block;margin:10px 0;max-width:100%;height:auto}.ct{font-weight
 code{background:#f4f4f4;padding:1px 4px}";
 
 pub fn render(doc: &Document) -> String {
+    render_with(doc, None)
+}
+
+/// The page, with `extra` (a self-contained HTML section) after the runs.
+pub fn render_with(doc: &Document, extra: Option<&str>) -> String {
     let title = match doc {
         Document::Run(r) => format!("osprey load: {}", r.name),
         Document::Suite(s) => format!("osprey load suite: {}", s.name),
@@ -43,6 +48,9 @@ pub fn render(doc: &Document) -> String {
     }
     for r in doc.runs() {
         run(&mut out, r, matches!(doc, Document::Suite(_)));
+    }
+    if let Some(extra) = extra {
+        out.push_str(extra);
     }
     out.push_str("</body></html>\n");
     out

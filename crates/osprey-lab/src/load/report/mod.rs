@@ -409,12 +409,19 @@ pub fn tool() -> Tool {
     Tool { name: "osprey load".into(), version: env!("CARGO_PKG_VERSION").into() }
 }
 
-/// Writes `doc` as JSON, and the HTML and CSV renderings when asked.
+/// A section another tool adds to the HTML page, made from the JSON report
+/// (`osprey` adds `osprey analyze`'s verdict; this crate does not depend on
+/// the analyzer). `None`: nothing to add.
+pub type Appendix = dyn Fn(&str) -> Option<String>;
+
+/// Writes `doc` as JSON, and the HTML (with `appendix`'s section, if any) and
+/// CSV renderings when asked.
 pub fn write_outputs(
     doc: &Document,
     json: Option<&Path>,
     html_path: Option<&Path>,
     csv_path: Option<&Path>,
+    appendix: Option<&Appendix>,
 ) -> Result<(), LoadError> {
     let write = |path: &Path, text: String| {
         std::fs::write(path, text).map_err(|source| LoadError::Write { path: path.into(), source })
@@ -423,7 +430,11 @@ pub fn write_outputs(
         write(p, doc.to_json()?)?;
     }
     if let Some(p) = html_path {
-        write(p, html::render(doc))?;
+        let extra = match appendix {
+            Some(make) => make(&doc.to_json()?),
+            None => None,
+        };
+        write(p, html::render_with(doc, extra.as_deref()))?;
     }
     if let Some(p) = csv_path {
         write(p, csv::render(doc))?;
