@@ -114,6 +114,13 @@ pub struct BenchReport {
 
 /// Runs the benchmark and prints its table to stdout.
 pub async fn run(opts: BenchOptions) -> Result<BenchReport, CacheError> {
+    let report = measure(opts).await?;
+    println!("{report}");
+    Ok(report)
+}
+
+/// Runs the benchmark, printing nothing.
+pub async fn measure(opts: BenchOptions) -> Result<BenchReport, CacheError> {
     let threads = opts.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let keys = opts.keys.max(1);
     let duration = opts.duration;
@@ -134,9 +141,7 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, CacheError> {
             None
         }
     };
-    let report = BenchReport { l1, l2, notes };
-    println!("{report}");
-    Ok(report)
+    Ok(BenchReport { l1, l2, notes })
 }
 
 /// A deterministic uniform key sequence per thread (xorshift), precomputed so

@@ -64,6 +64,7 @@ pub struct EmbedBenchArgs {
 
 pub fn run(cmd: crate::cli::BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        crate::cli::BenchCommand::Suite(args) => crate::bench_suite::suite(&args),
         crate::cli::BenchCommand::Embed(args) => embed(&args).map(|()| ExitCode::SUCCESS),
         crate::cli::BenchCommand::Analysis(args) => crate::bench_analysis::analysis(&args).map(|()| ExitCode::SUCCESS),
         crate::cli::BenchCommand::EmotionModel(args) => {

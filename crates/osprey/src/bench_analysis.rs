@@ -119,12 +119,22 @@ fn latency(h: &Histogram<u64>) -> Value {
     json!({ "p50": ms(h, 0.5), "p95": ms(h, 0.95), "p99": ms(h, 0.99), "max": h.max() as f64 / 1000.0 })
 }
 
+/// Analysis settings with every result cache off, so each call does the
+/// work: what a benchmark of the work itself needs.
+pub(crate) fn uncached_settings(vader_dir: &std::path::Path) -> AnalysisSettings {
+    let mut s = AnalysisSettings { vader_dir: vader_dir.to_path_buf(), max_texts: 4096, ..AnalysisSettings::default() };
+    use osprey_server::analysis::settings::CachePolicy::Off;
+    let c = &mut s.cache;
+    (c.sentiment, c.emotion, c.trajectory, c.summary, c.analyze) = (Off, Off, Off, Off, Off);
+    s
+}
+
 /// Corpus lines made unique (so no cache or dedup can help), `n` of them.
-fn unique_texts(lines: &[String], n: usize) -> Vec<String> {
+pub(crate) fn unique_texts(lines: &[String], n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{} #{i}", lines[i % lines.len()])).collect()
 }
 
-fn topic_request() -> TopicSetRequest {
+pub(crate) fn topic_request() -> TopicSetRequest {
     let t = |label: &str, examples: &[&str]| TopicSpec {
         label: label.into(),
         examples: examples.iter().map(|s| s.to_string()).collect(),
@@ -153,14 +163,7 @@ pub fn analysis(args: &AnalysisBenchArgs) -> anyhow::Result<()> {
     }
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let uncached = {
-        let mut s =
-            AnalysisSettings { vader_dir: args.vader_dir.clone(), max_texts: 4096, ..AnalysisSettings::default() };
-        use osprey_server::analysis::settings::CachePolicy::Off;
-        let c = &mut s.cache;
-        (c.sentiment, c.emotion, c.trajectory, c.summary, c.analyze) = (Off, Off, Off, Off, Off);
-        s
-    };
+    let uncached = uncached_settings(&args.vader_dir);
     let model = ModelSettings { model: args.model.clone(), ..ModelSettings::default() };
     let batching = BatchingSettings { max_client_batch_size: 4096, ..BatchingSettings::default() };
     let registry = Arc::new(ModelRegistry::new("default", model, batching, ResolveOptions::default()));
@@ -221,14 +224,13 @@ pub fn analysis(args: &AnalysisBenchArgs) -> anyhow::Result<()> {
     let store_dir = std::env::temp_dir().join(format!("osprey-bench-store-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&store_dir);
     let store = rt.block_on(osprey_store::Store::open(&osprey_store::StoreSettings::default(), &store_dir))?;
-    let storing = {
-        let mut s =
-            AnalysisSettings { vader_dir: args.vader_dir.clone(), max_texts: 4096, ..AnalysisSettings::default() };
-        use osprey_server::analysis::settings::CachePolicy::Off;
-        let c = &mut s.cache;
-        (c.sentiment, c.emotion, c.trajectory, c.summary, c.analyze) = (Off, Off, Off, Off, Off);
-        Arc::new(Analyzer::new(s, Arc::clone(&registry), None, Some(store.clone()), l1()?))
-    };
+    let storing = Arc::new(Analyzer::new(
+        uncached_settings(&args.vader_dir),
+        Arc::clone(&registry),
+        None,
+        Some(store.clone()),
+        l1()?,
+    ));
     rt.block_on(storing.put_topics("bench", topic_request())).map_err(|e| anyhow::anyhow!("{e}"))?;
     let run = |analyzer: &Arc<Analyzer>, round: usize| {
         rt.block_on(async {

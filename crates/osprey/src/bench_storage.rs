@@ -68,7 +68,7 @@ pub struct CacheBenchArgs {
 }
 
 /// Refuses a load target off this machine: benchmarks only load loopback.
-fn loopback_only(url: &str) -> anyhow::Result<()> {
+pub(crate) fn loopback_only(url: &str) -> anyhow::Result<()> {
     let host = url.split_once("://").map_or(url, |(_, r)| r);
     let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
     let host = host.split(['/', '?']).next().unwrap_or_default();

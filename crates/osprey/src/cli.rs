@@ -68,6 +68,10 @@ pub enum ModelsCommand {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
+    /// The suite: model load, encoding by batch size, analysis, cache, store
+    /// and end-to-end HTTP, repeated; a table, JSON, and `--baseline`
+    /// regressions beyond the measured noise band (exit status 3).
+    Suite(crate::bench_suite::SuiteArgs),
     /// Embedding throughput and latency, in-process and over HTTP, against sentence-transformers.
     Embed(crate::bench::EmbedBenchArgs),
     /// Sentiment, emotion and one-pass analyze throughput and latency, against vaderSentiment.

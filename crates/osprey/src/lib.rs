@@ -13,7 +13,9 @@
 
 pub mod bench;
 pub mod bench_analysis;
+pub mod bench_compare;
 pub mod bench_storage;
+pub mod bench_suite;
 pub mod bench_telemetry;
 pub mod cli;
 pub mod config;
@@ -55,7 +57,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let _ = init_tracing("warn", "text");
             return bench::run(command);
         }
-        Command::Load(command) => return Ok(osprey_lab::load::run(*command)),
+        Command::Load(command) => return Ok(osprey_lab::load::run_with(*command, Some(&analysis_section))),
         Command::Analyze(args) => return osprey_analyze::run(args),
     }
     Ok(ExitCode::SUCCESS)
@@ -96,4 +98,23 @@ fn init_tracing(level: &str, format: &str) -> Option<osprey_server::state::LogCo
         let f = EnvFilter::try_new(directive).map_err(|e| e.to_string())?;
         handle.reload(f).map_err(|e| e.to_string())
     }))
+}
+
+/// The section `osprey load` adds to its HTML report: `osprey analyze`'s
+/// verdict on the run (score, bottlenecks, recommendations) from the report
+/// alone. For the server's own figures too, run `osprey analyze --url`.
+fn analysis_section(report_json: &str) -> Option<String> {
+    use osprey_analyze::input::report;
+    let origin = "this run";
+    let picked = report::parse(report_json, origin).and_then(|doc| report::select(doc, None, origin));
+    match picked {
+        Ok(r) => {
+            let inputs = osprey_analyze::Inputs { report: Some(r), ..osprey_analyze::Inputs::default() };
+            Some(osprey_analyze::html_section(&osprey_analyze::analyze(&inputs, &osprey_analyze::Options::default())))
+        }
+        Err(e) => {
+            eprintln!("warning: the HTML report has no analysis section: {e}");
+            None
+        }
+    }
 }

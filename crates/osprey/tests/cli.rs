@@ -111,3 +111,152 @@ fn missing_model_keeps_the_server_alive_but_not_ready() {
     let _ = child.wait();
     assert!(result.contains("looked in") && result.contains("offline"), "{result}");
 }
+
+/// The model and the VADER lexicon the analysis benchmarks need; `None` (a
+/// skip) only outside CI.
+fn bench_assets() -> Option<()> {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let ready = ["models/all-MiniLM-L6-v2", "models/vader"].iter().all(|p| std::path::Path::new(root).join(p).is_dir());
+    if !ready {
+        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "model or VADER lexicon missing under CI=true");
+        eprintln!("SKIPPED: model or lexicon missing; run scripts/fetch-models");
+        return None;
+    }
+    Some(())
+}
+
+#[test]
+fn bench_suite_reports_every_category_and_flags_a_regression_against_a_baseline() {
+    if bench_assets().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = dir.path().join("first.json");
+    // Every category, quick, against the real Redis and PostgreSQL.
+    let out = osprey()
+        .args(["bench", "suite", "--quick", "--repeats", "3", "--json", first.to_str().expect("utf8")])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&first).expect("report")).expect("json");
+    assert_eq!(report["schema"], "osprey.bench.suite/1");
+    let metrics = report["metrics"].as_array().expect("metrics");
+    let ids: Vec<&str> = metrics.iter().filter_map(|m| m["id"].as_str()).collect();
+    for id in [
+        "model.load_ms",
+        "model.cached_lookup_ns",
+        "encode.batch_8_texts_per_s",
+        "analysis.sentiment_texts_per_s",
+        "analysis.analyze_posts_per_s",
+        "cache.l1_get_ops_per_s",
+        "cache.l2_get_ops_per_s",
+        "store.sqlite_rows_per_s",
+        "store.postgres_rows_per_s",
+        "http.start_to_ready_s",
+        "http.analyze_posts_per_s",
+        "http.sentiment_requests_per_s",
+    ] {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+        assert!(table.contains(id.split_once('.').expect("dotted").1), "{id} missing from the table:\n{table}");
+    }
+    for m in metrics {
+        let samples: Vec<f64> = m["samples"].as_array().expect("samples").iter().filter_map(|v| v.as_f64()).collect();
+        assert_eq!(samples.len(), 3, "{m}");
+        let (median, min, max) = (
+            m["median"].as_f64().expect("number"),
+            m["min"].as_f64().expect("number"),
+            m["max"].as_f64().expect("number"),
+        );
+        assert!(min > 0.0 && min <= median && median <= max, "{m}");
+        assert!(m["band"].as_f64().expect("number") >= 0.03, "the band is never below the floor: {m}");
+    }
+
+    // A baseline ten times faster at sentiment: this run must be flagged.
+    let mut doctored = report.clone();
+    for m in doctored["metrics"].as_array_mut().expect("metrics") {
+        if m["id"] == "analysis.sentiment_texts_per_s" {
+            for key in ["median", "min", "max"] {
+                m[key] = serde_json::json!(m[key].as_f64().expect("number") * 10.0);
+            }
+            let samples: Vec<f64> =
+                m["samples"].as_array().expect("array").iter().map(|v| v.as_f64().expect("number") * 10.0).collect();
+            m["samples"] = serde_json::json!(samples);
+        }
+    }
+    let baseline = dir.path().join("baseline.json");
+    std::fs::write(&baseline, serde_json::to_vec(&doctored).expect("json")).expect("write");
+    let second = dir.path().join("second.json");
+    let out = osprey()
+        .args(["bench", "suite", "--quick", "--repeats", "3", "--categories", "analysis"])
+        .args(["--baseline", baseline.to_str().expect("utf8"), "--json", second.to_str().expect("utf8")])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3), "a regression exits 3: {}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(table.contains("REGRESSION"), "{table}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&second).expect("report")).expect("json");
+    let deltas = report["comparison"]["deltas"].as_array().expect("deltas");
+    let verdict = |id: &str| deltas.iter().find(|d| d["id"] == id).map(|d| d["verdict"].as_str().unwrap_or_default());
+    assert_eq!(verdict("analysis.sentiment_texts_per_s"), Some("regression"));
+    assert_eq!(verdict("cache.l1_get_ops_per_s"), Some("missing"), "not run this time, so not judged");
+    assert!(report["comparison"]["regressions"].as_u64() >= Some(1));
+
+    // A baseline that is not a suite report is refused before anything runs.
+    let out = osprey()
+        .args(["bench", "suite", "--quick", "--baseline", dir.path().to_str().expect("utf8")])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("baseline"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A keep-alive HTTP/1.1 server on a loopback port answering every request
+/// with a tiny 200, for as long as the test runs.
+fn tiny_server() -> u16 {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut chunk) {
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        if stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn load_html_report_carries_the_analysis() {
+    let port = tiny_server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (json, html) = (dir.path().join("run.json"), dir.path().join("run.html"));
+    let out = osprey()
+        .args(["load", "--url", &format!("http://127.0.0.1:{port}/"), "--connections", "2", "--duration", "1s"])
+        .args(["--json", json.to_str().expect("utf8"), "--html", html.to_str().expect("utf8")])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).expect("json")).expect("json");
+    assert!(report["requests"]["completed"].as_u64() > Some(0), "{report}");
+    let page = std::fs::read_to_string(&html).expect("html");
+    let (runs, analysis) = page.split_once("<section class=\"osprey-analysis\">").expect("analysis section");
+    assert!(runs.contains("osprey load"), "the load report comes first");
+    assert!(analysis.contains("Performance analysis") && analysis.contains("<h3>Signals</h3>"), "{analysis}");
+    assert!(page.trim_end().ends_with("</body></html>"));
+}
