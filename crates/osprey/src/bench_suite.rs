@@ -17,8 +17,9 @@
 //!   `/v1/analyze` posts/s and latency, and single-text `/v1/sentiment`
 //!   requests/s over real loopback HTTP.
 //!
-//! Figures from a debug build or a busy machine mean little: the report
-//! records the machine and the load average at the start.
+//! Figures from a debug build or a busy machine mean little: before it starts
+//! the suite measures how busy the CPUs already are for a second, records it
+//! in the report and warns above 15 %.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -213,7 +214,14 @@ pub fn suite(args: &SuiteArgs) -> anyhow::Result<ExitCode> {
     }
     let sizes = Sizes::new(args.quick);
     let started = humantime_serde::re::humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let load_at_start = std::fs::read_to_string("/proc/loadavg").ok().map(|s| s.trim().to_string());
+    let busy = busy_fraction(Duration::from_secs(1));
+    if let Some(b) = busy.filter(|b| *b > BUSY_WARNING) {
+        eprintln!(
+            "warning: other processes kept {:.0} % of the machine's CPU busy just before the run; \
+             figures will be low and noisy, and comparisons with a run on a quiet machine misleading",
+            b * 100.0
+        );
+    }
     let mut rec = Recorder { floor: args.noise_floor, entries: Vec::new() };
     let categories: BTreeSet<Category> = args.categories.iter().copied().collect();
     for category in categories {
@@ -238,7 +246,7 @@ pub fn suite(args: &SuiteArgs) -> anyhow::Result<ExitCode> {
         schema: cmp::SCHEMA.into(),
         version: env!("CARGO_PKG_VERSION").into(),
         started,
-        machine: json!({ "host": machine(), "load_average_at_start": load_at_start }),
+        machine: json!({ "host": machine(), "busy_before_start": busy }),
         settings: json!({
             "repeats": args.repeats, "quick": args.quick, "noise_floor": args.noise_floor,
             "model": args.model, "sizes": sizes, "concurrency": args.concurrency,
@@ -252,6 +260,28 @@ pub fn suite(args: &SuiteArgs) -> anyhow::Result<ExitCode> {
         eprintln!("report written to {}", path.display());
     }
     Ok(if regressions > 0 { ExitCode::from(EXIT_REGRESSION) } else { ExitCode::SUCCESS })
+}
+
+/// Share of the machine's CPU already busy before the run at which it warns.
+const BUSY_WARNING: f64 = 0.15;
+
+/// The share of all cores' time spent busy over `window`, from `/proc/stat`
+/// (`None` where there is no such file).
+fn busy_fraction(window: Duration) -> Option<f64> {
+    fn sample() -> Option<(u64, u64)> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
+        let v: Vec<u64> = cpu.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        // user nice system idle iowait irq softirq steal …
+        let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+        let total: u64 = v.iter().take(8).sum();
+        Some((total - idle, total))
+    }
+    let (busy0, total0) = sample()?;
+    std::thread::sleep(window);
+    let (busy1, total1) = sample()?;
+    let total = total1.saturating_sub(total0);
+    (total > 0).then(|| busy1.saturating_sub(busy0) as f64 / total as f64)
 }
 
 fn read_report(path: &PathBuf) -> anyhow::Result<Report> {
