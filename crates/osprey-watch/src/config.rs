@@ -20,6 +20,7 @@ use crate::Source;
 /// type = "reddit"
 /// subreddits = ["rust"]
 /// user_agent = "osprey-watch/0.1 (by u/someone)"
+/// base_url = "http://127.0.0.1:8080"   # an http:// proxy or mirror of Reddit: no TLS in this build
 ///
 /// [[watch.sources]]
 /// type = "jsonl"

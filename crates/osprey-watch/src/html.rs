@@ -143,6 +143,20 @@ pub(crate) fn html_to_text(html: &str) -> String {
     normalize_text(&out)
 }
 
+/// `text` with its entities decoded and any `<` kept as text.
+fn push_decoded(mut text: &str, out: &mut String) {
+    while let Some(at) = text.find('&') {
+        out.push_str(&text[..at]);
+        text = decode_one_entity(&text[at..], out);
+    }
+    out.push_str(text);
+}
+
+/// Where `needle` (ASCII) first occurs in `haystack`, ignoring ASCII case. Allocates nothing.
+fn find_ignore_ascii_case(haystack: &str, needle: &str) -> Option<usize> {
+    haystack.as_bytes().windows(needle.len()).position(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
 /// Decode the entity `rest` starts with (or keep the `&`); returns what follows.
 fn decode_one_entity<'a>(rest: &'a str, out: &mut String) -> &'a str {
     let name_end = rest[1..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '#')).map(|i| i + 1);
@@ -162,10 +176,15 @@ fn skip_tag<'a>(rest: &'a str, out: &mut String) -> &'a str {
     if let Some(comment) = after.strip_prefix("!--") {
         return comment.find("-->").map_or("", |end| &comment[end + 3..]);
     }
-    let starts_tag = after.starts_with(|c: char| c.is_ascii_alphabetic() || matches!(c, '/' | '!' | '?'));
-    let Some(end) = after.find('>').filter(|_| starts_tag) else {
+    if !after.starts_with(|c: char| c.is_ascii_alphabetic() || matches!(c, '/' | '!' | '?')) {
         out.push('<');
         return after;
+    }
+    let Some(end) = after.find('>') else {
+        // No `>` follows, so no tag does either: the rest is text.
+        out.push('<');
+        push_decoded(after, out);
+        return "";
     };
     let tag = &after[..end];
     let closing = tag.starts_with('/');
@@ -183,8 +202,7 @@ fn skip_tag<'a>(rest: &'a str, out: &mut String) -> &'a str {
     }
     if !closing && !tag.ends_with('/') && SKIPPED_TAGS.contains(&name.as_str()) {
         let close = format!("</{name}");
-        let lower = remainder.to_ascii_lowercase();
-        return match lower.find(&close) {
+        return match find_ignore_ascii_case(remainder, &close) {
             Some(at) => remainder[at..].find('>').map_or("", |end| &remainder[at + end + 1..]),
             None => "",
         };
@@ -222,6 +240,31 @@ mod tests {
         assert_eq!(html_to_text("<table><tr><td>a</td><td>b</td></tr></table>"), "a b");
         assert_eq!(html_to_text("unterminated <a href="), "unterminated <a href=");
         assert_eq!(html_to_text("<script>never closed"), "");
+    }
+
+    #[test]
+    fn skipped_elements_end_at_their_closing_tag_in_any_case() {
+        assert_eq!(html_to_text("a<script>x()</ScRiPt>b<STYLE>p{}</style >c<Script>y</SCRIPT>d"), "abcd");
+        assert_eq!(html_to_text("<NoScript>no</noscript>shown"), "shown");
+        assert_eq!(find_ignore_ascii_case("ab</ScRiPt>", "</script"), Some(2));
+        assert_eq!(find_ignore_ascii_case("</scrip", "</script"), None);
+    }
+
+    /// Each skipped element once lowercased the whole rest of the input: O(n²) on this.
+    #[test]
+    fn many_skipped_elements_strip_in_linear_time() {
+        let repeats = (1 << 20) / "<script></script>x".len();
+        let html = "<script></script>x".repeat(repeats);
+        assert_eq!(html_to_text(&html), "x".repeat(repeats));
+        let mixed = "<SCRIPT>if (a<b) {}</ScRiPt>x".repeat(repeats / 2);
+        assert_eq!(html_to_text(&mixed), "x".repeat(repeats / 2));
+    }
+
+    /// Brackets with no `>` after them once searched the whole rest each.
+    #[test]
+    fn unclosed_brackets_stay_text_in_linear_time() {
+        let brackets = "<<a&amp;".repeat(1 << 17);
+        assert_eq!(html_to_text(&brackets), "<<a&".repeat(1 << 17));
     }
 
     #[test]

@@ -78,7 +78,9 @@
 //! refused.
 //!
 //! **Reddit** ([`RedditSource`]) reads the public `/r/<a>+<b>/new.json`
-//! listing over HTTP, newest first. The cursor keeps the newest post seen
+//! listing over HTTP, newest first, from a required `base_url`: this build
+//! cannot reach `https://www.reddit.com` itself, so it is an `http://` proxy
+//! or mirror of it. The cursor keeps the newest post seen
 //! (fullname and `created_utc`) and the fullnames of recent ones; a post is
 //! new when it is neither remembered nor older than the newest. Each poll
 //! fetches the first page (conditionally: `If-None-Match` / `If-Modified-Since`
@@ -112,7 +114,8 @@
 //! conditional requests and backoff as Reddit) or from a file. Items become
 //! posts: guid/id, title, content or description/summary with HTML stripped
 //! and entities decoded, author, and pubDate/published/updated. A feed is a
-//! moving window, so the cursor keeps the ids seen (bounded) and the oldest
+//! moving window, so the cursor keeps the ids seen (bounded by `max_seen`, but
+//! always every id of the last window) and the oldest
 //! date of the last window: an item is new when its id was not seen and it is
 //! not older than that window.
 //!
@@ -129,15 +132,20 @@
 //!
 //! * This build has no TLS client, so source URLs must be `http://`; an
 //!   `https://` URL is refused when the source is built, with a message saying
-//!   so (Reddit's default `base_url` included), rather than failing every poll.
+//!   so, rather than failing every poll. That is why Reddit's `base_url` has no
+//!   default: it names an `http://` proxy or mirror of Reddit.
 //! * Backoff ([`Backoff`]) is exponential with full jitter floored at the
 //!   base: after `n` failures the wait is uniform in `[base, min(cap, base·2ⁿ)]`.
 //! * The ids a cursor remembers are bounded (Reddit 500, listing files 2000,
-//!   feeds `max_seen`), which bounds the cursor's size too.
+//!   feeds `max_seen` or the last window's length if longer, itself bounded by
+//!   `max_body_bytes`), which bounds the cursor's size too.
+//! * Bodies and files are read up to their byte limit and no further, and
+//!   large ones are parsed on tokio's blocking pool, off the async workers.
 //! * A JSONL source follows its path: lines appended to a file after the last
 //!   poll and before it was rotated away are not read.
 
 mod backoff;
+mod bodies;
 mod config;
 mod error;
 mod feed;

@@ -1,10 +1,12 @@
 //! Recorded Reddit listing pages: one JSON file, or a directory of them read in name order.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::bodies::{parse_off_runtime, read_capped};
 use crate::config::secs;
 use crate::error::{ConfigError, SourceError};
 use crate::listing::{parse_listing, RedditPost};
@@ -130,14 +132,11 @@ impl ListingFilesSource {
     }
 
     async fn read(&self, path: &Path) -> Result<FileOutcome, SourceError> {
-        let io = |e: std::io::Error| SourceError::io(path, &e);
-        let len = tokio::fs::metadata(path).await.map_err(io)?.len();
-        if len > self.max_file_bytes {
+        let Some(body) = read_capped(path, self.max_file_bytes).await.map_err(|e| SourceError::io(path, &e))? else {
             let origin = path.display().to_string();
             return Ok(FileOutcome::Rejected(SourceError::TooLarge { origin, limit: self.max_file_bytes }));
-        }
-        let body = tokio::fs::read(path).await.map_err(io)?;
-        Ok(match parse_listing(&body) {
+        };
+        Ok(match parse_off_runtime(body, |body| parse_listing(&body)).await {
             Ok(page) => FileOutcome::Read(page.posts, page.skipped),
             Err(message) => FileOutcome::Rejected(SourceError::Malformed {
                 origin: path.display().to_string(),
@@ -183,12 +182,10 @@ impl ListingFilesSource {
                 (Vec::new(), 1, Some(error))
             }
         };
-        let mut names = Vec::with_capacity(fresh.len());
+        let mut names = HashSet::with_capacity(fresh.len());
         fresh.retain(|post| {
             let name = post.fullname();
-            let new = !self.cursor.recent.contains(&name) && !names.contains(&name);
-            names.push(name);
-            new
+            !self.cursor.recent.contains(&name) && names.insert(name)
         });
         // Oldest first; posts of the same second keep the reverse of listing order.
         fresh.reverse();

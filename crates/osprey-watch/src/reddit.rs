@@ -7,6 +7,7 @@ use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
 use crate::backoff::Backoff;
+use crate::bodies::parse_off_runtime;
 use crate::config::{http_url, secs, user_agent};
 use crate::error::{ConfigError, SourceError};
 use crate::http::{Fetched, HttpClient, HttpSettings, RateLimit, Throttle, Validators};
@@ -24,7 +25,7 @@ const RECENT_CAP: usize = 500;
 /// type = "reddit"
 /// subreddits = ["rust", "programming"]   # read together: /r/rust+programming/new.json
 /// user_agent = "osprey-watch/0.1 (by u/someone)"   # required; Reddit throttles generic agents
-/// base_url = "https://www.reddit.com"
+/// base_url = "http://127.0.0.1:8080"     # required: an http:// proxy or mirror of www.reddit.com (no TLS in this build)
 /// interval_secs = 60
 /// limit = 100            # posts per page, 1..=100
 /// backfill_pages = 1     # pages taken on the first start (0: start from now)
@@ -41,8 +42,11 @@ pub struct RedditConfig {
     pub name: Option<String>,
     pub subreddits: Vec<String>,
     pub user_agent: String,
-    #[serde(default = "default_base_url")]
-    pub base_url: String,
+    /// Required (the build refuses a config without it): this build has no
+    /// TLS client, so `https://www.reddit.com` is reached through an
+    /// `http://` URL, such as a local caching proxy or a mirror.
+    #[serde(default)]
+    pub base_url: Option<String>,
     #[serde(default = "default_interval_secs")]
     pub interval_secs: f64,
     #[serde(default = "default_limit")]
@@ -61,9 +65,6 @@ pub struct RedditConfig {
     pub backoff_cap_secs: f64,
 }
 
-fn default_base_url() -> String {
-    "https://www.reddit.com".to_owned()
-}
 fn default_interval_secs() -> f64 {
     60.0
 }
@@ -178,10 +179,17 @@ impl RedditSource {
         if config.max_body_bytes == 0 {
             return Err(invalid("max_body_bytes must be at least 1".into()));
         }
-        let mut listing = http_url(&name, "base_url", &config.base_url)?;
+        let Some(base_url) = &config.base_url else {
+            return Err(invalid(
+                "base_url is required: this build has no TLS client, so https://www.reddit.com cannot be read \
+                 directly; only http:// URLs are supported, such as a local caching proxy or mirror of Reddit"
+                    .into(),
+            ));
+        };
+        let mut listing = http_url(&name, "base_url", base_url)?;
         listing
             .path_segments_mut()
-            .map_err(|()| invalid(format!("base_url = {:?} cannot take a path", config.base_url)))?
+            .map_err(|()| invalid(format!("base_url = {base_url:?} cannot take a path")))?
             .pop_if_empty()
             .extend(["r", &subreddits.join("+"), "new.json"]);
         let settings = HttpSettings {
@@ -270,7 +278,7 @@ impl RedditSource {
                 }
                 Err(error) => return self.fail(error, &limits, skipped),
             };
-            let listing = match parse_listing(&body) {
+            let listing = match parse_off_runtime(body, |body| parse_listing(&body)).await {
                 Ok(listing) => listing,
                 Err(message) => {
                     let error = SourceError::Malformed { origin: url.to_string(), format: "listing", message };
@@ -370,6 +378,20 @@ mod tests {
         ] {
             assert!(RedditSource::new(&config(bad.clone())).is_err(), "{bad} was accepted");
         }
+    }
+
+    /// `base_url` once defaulted to `https://www.reddit.com`, which this build
+    /// refuses: the minimal config failed with a message about a URL it never gave.
+    #[test]
+    fn base_url_is_required_and_must_be_http() {
+        let minimal: RedditConfig =
+            serde_json::from_value(json!({"subreddits": ["rust"], "user_agent": "test/1"})).expect("config");
+        assert_eq!(minimal.base_url, None);
+        let error = RedditSource::new(&minimal).expect_err("no base_url");
+        assert!(error.message.starts_with("base_url is required"), "{error}");
+        assert!(error.message.contains("only http:// URLs"), "{error}");
+        let tls = RedditSource::new(&config(json!({"base_url": "https://www.reddit.com"}))).expect_err("https");
+        assert!(tls.message.contains("http://"), "{tls}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
 use crate::backoff::Backoff;
+use crate::bodies::{parse_off_runtime, read_capped};
 use crate::config::{default_user_agent, http_url, secs, user_agent};
 use crate::error::{ConfigError, SourceError};
 use crate::feed::{parse_feed, Feed, FeedItem};
@@ -31,7 +32,7 @@ use crate::{decode_cursor, encode_cursor, Batch, PollFuture, Source};
 /// max_body_bytes = 4194304 # also the limit for a file
 /// backoff_base_secs = 5
 /// backoff_cap_secs = 900
-/// max_seen = 1000          # item ids remembered across windows
+/// max_seen = 1000          # item ids remembered across windows (the last window's always)
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,7 +82,7 @@ impl RssConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename = "rss")]
 struct RssCursor {
-    /// Ids of the last window first, then older ones, up to `max_seen`.
+    /// Ids of the last window first, then older ones, up to `max_seen` or the window's length if longer.
     #[serde(default)]
     seen: RecentIds,
     /// The oldest date in the last window: an unseen item older than it fell
@@ -106,7 +107,9 @@ impl RssCursor {
         // Feeds list newest first: reverse, then order by date where there is one.
         fresh.reverse();
         fresh.sort_by_key(|item| item.created);
-        self.seen.remember(window.iter().map(|item| item.id.clone()), max_seen);
+        // Remember the whole window, however long: an id forgotten while its
+        // item is still listed would be returned again by the next poll.
+        self.seen.remember(window.iter().map(|item| item.id.clone()), max_seen.max(window.len()));
         if let Some(oldest) = window.iter().filter_map(|item| item.created).min() {
             self.window_oldest = Some(oldest);
         }
@@ -181,12 +184,13 @@ impl RssSource {
                     return batch(cursor, Vec::new(), Some(wait), 0, None);
                 }
                 let exchange = client.get(url, &cursor.http).await;
-                let fetched = exchange.result.and_then(|fetched| match fetched {
-                    Fetched::NotModified => Ok(None),
-                    Fetched::Fresh { body, validators } => {
-                        read_feed(url.as_str(), &body).map(|f| Some((f, validators)))
+                let fetched = match exchange.result {
+                    Ok(Fetched::NotModified) => Ok(None),
+                    Ok(Fetched::Fresh { body, validators }) => {
+                        read_feed(url.as_str(), body).await.map(|f| Some((f, validators)))
                     }
-                });
+                    Err(error) => Err(error),
+                };
                 match fetched {
                     Ok(None) => {
                         let next = throttle.succeeded(&exchange.limits);
@@ -232,21 +236,18 @@ fn batch(
 }
 
 async fn read_file(path: &Path, max_bytes: u64) -> Result<Feed, SourceError> {
-    let io = |e: std::io::Error| SourceError::io(path, &e);
-    let len = tokio::fs::metadata(path).await.map_err(io)?.len();
-    if len > max_bytes {
-        return Err(SourceError::TooLarge { origin: path.display().to_string(), limit: max_bytes });
+    let origin = path.display().to_string();
+    match read_capped(path, max_bytes).await {
+        Ok(Some(body)) => read_feed(&origin, body).await,
+        Ok(None) => Err(SourceError::TooLarge { origin, limit: max_bytes }),
+        Err(e) => Err(SourceError::io(path, &e)),
     }
-    let body = tokio::fs::read(path).await.map_err(io)?;
-    read_feed(&path.display().to_string(), &body)
 }
 
-fn read_feed(origin: &str, body: &[u8]) -> Result<Feed, SourceError> {
-    parse_feed(&String::from_utf8_lossy(body)).map_err(|message| SourceError::Malformed {
-        origin: origin.to_owned(),
-        format: "feed",
-        message,
-    })
+async fn read_feed(origin: &str, body: Vec<u8>) -> Result<Feed, SourceError> {
+    parse_off_runtime(body, |body| parse_feed(&String::from_utf8_lossy(&body)))
+        .await
+        .map_err(|message| SourceError::Malformed { origin: origin.to_owned(), format: "feed", message })
 }
 
 impl Source for RssSource {
@@ -297,6 +298,19 @@ mod tests {
             .take_new(vec![item("e", None), item("d", Some(40.0)), item("a", Some(10.0)), item("z", Some(5.0))], 100);
         assert_eq!(ids(&third), ["e"]);
         assert_eq!(cursor.window_oldest, from_epoch_secs(5.0));
+    }
+
+    /// Only the first `max_seen` ids of a window were remembered, so the rest
+    /// (here `a`, dated exactly at the window's oldest) came back every poll.
+    #[test]
+    fn a_window_longer_than_max_seen_is_remembered_whole() {
+        let window = || vec![item("c", Some(30.0)), item("b", Some(20.0)), item("a", Some(10.0)), item("u", None)];
+        let mut cursor = RssCursor::default();
+        assert_eq!(ids(&cursor.take_new(window(), 2)), ["u", "a", "b", "c"]);
+        assert_eq!(ids(&cursor.take_new(window(), 2)), Vec::<&str>::new());
+        // The next window is remembered whole and pushes the older ids out beyond max_seen.
+        assert_eq!(ids(&cursor.take_new(vec![item("e", Some(50.0)), item("d", Some(40.0))], 2)), ["d", "e"]);
+        assert!(cursor.seen.contains("d") && !cursor.seen.contains("c"));
     }
 
     #[test]

@@ -124,3 +124,38 @@ async fn a_single_file_is_read_once() {
     assert!(matches!(batch.error, Some(SourceError::Io { kind: std::io::ErrorKind::NotFound, .. })));
     assert_eq!(batch.next_poll, Some(secs(30)), "keeps looking");
 }
+
+/// A listing page of `count` posts, each listed twice, newest first.
+fn page_of(count: usize) -> String {
+    let children: Vec<serde_json::Value> = (0..count)
+        .rev()
+        .flat_map(|n| {
+            let post = json!({"kind": "t3", "data": {"id": format!("p{n}"), "name": format!("t3_p{n}"), "title": "T", "created_utc": n}});
+            [post.clone(), post]
+        })
+        .collect();
+    json!({"kind": "Listing", "data": {"after": null, "children": children}}).to_string()
+}
+
+/// Repeats within a file were found by a linear scan per post: O(n²) on a large page.
+#[tokio::test]
+async fn a_large_page_with_repeats_yields_each_post_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("page.json"), page_of(50_000)).expect("write");
+    let batch = files(dir.path(), false).poll().await;
+    assert_eq!(batch.error, None);
+    let expected: Vec<String> = (0..50_000).map(|n| format!("t3_p{n}")).collect();
+    assert_eq!(ids(&batch), expected);
+}
+
+#[tokio::test]
+async fn a_file_over_the_limit_is_reported_and_passed_over() {
+    let dir = recorded_dir();
+    let mut source =
+        build(json!({"type": "listing_files", "path": dir.path(), "max_file_bytes": 64, "interval_secs": 30}));
+    let batch = source.poll().await;
+    assert!(batch.posts.is_empty());
+    assert_eq!(batch.skipped, 1);
+    assert!(matches!(batch.error, Some(SourceError::TooLarge { limit: 64, .. })), "{:?}", batch.error);
+    assert_eq!(batch.next_poll, Some(Duration::ZERO));
+}
