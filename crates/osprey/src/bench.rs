@@ -247,12 +247,25 @@ impl Server {
         // A fresh store per run: nothing stored by an earlier run is reused.
         let data_dir = std::env::temp_dir().join(format!("osprey-bench-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data_dir);
+        // Built-in defaults plus what the benchmark sets, never the user's
+        // ./osprey.toml or OSPREY_* variables: an empty settings file, and
+        // the environment without them.
+        std::fs::create_dir_all(&data_dir)?;
+        let settings = data_dir.join("bench.toml");
+        std::fs::write(&settings, "")?;
         let mut cmd = Command::new(std::env::current_exe()?);
-        cmd.args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        cmd.arg("--config")
+            .arg(&settings)
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
             .arg(&data_dir)
             .args(args)
             .stdout(Stdio::null());
+        for (k, _) in std::env::vars_os() {
+            if k.to_str().is_some_and(|k| k.starts_with("OSPREY_")) {
+                cmd.env_remove(k);
+            }
+        }
         for (k, v) in envs {
             cmd.env(k, v);
         }

@@ -9,9 +9,10 @@
 //! repeating the same build on the same machine produces. A comparison uses
 //! the wider of the two runs' bands, so a noisy baseline cannot make a quiet
 //! run look like a regression, nor the other way round. A metric regressed
-//! when it got worse by a factor above `1 + band` (throughput: baseline over
-//! current; latency: current over baseline), and improved when it got better
-//! by such a factor.
+//! when its median got worse by a factor above `1 + band` (throughput:
+//! baseline over current; latency: current over baseline) *and* every sample
+//! of this run is worse than every sample of the baseline; it improved on the
+//! same terms the other way.
 
 use std::fmt::Write as _;
 
@@ -173,12 +174,22 @@ fn judge(base: &Metric, cur: &Metric) -> Delta {
     // difference, so a throughput falling tenfold counts as much as a latency
     // growing tenfold, and no band can swallow it the way it could a -90 %.
     let worse = match cur.better {
+        _ if base.median == cur.median => 1.0,
         Better::Higher => base.median / cur.median,
         Better::Lower => cur.median / base.median,
     };
-    let verdict = if !worse.is_finite() || worse > 1.0 + band {
+    // Every sample of one run on the bad (or good) side of every sample of the
+    // other: with three repetitions a side, chance alone does that one time in
+    // twenty, with five one time in 252. A median past the band is not enough
+    // on its own, because a band estimated from three samples is itself rough.
+    let (lower_now, higher_now) = (cur.max < base.min, cur.min > base.max);
+    let (separated_worse, separated_better) = match cur.better {
+        Better::Higher => (lower_now, higher_now),
+        Better::Lower => (higher_now, lower_now),
+    };
+    let verdict = if separated_worse && worse > 1.0 + band {
         Verdict::Regression
-    } else if worse > 0.0 && 1.0 / worse > 1.0 + band {
+    } else if separated_better && worse * (1.0 + band) < 1.0 {
         Verdict::Improvement
     } else {
         Verdict::Unchanged
@@ -363,6 +374,27 @@ mod tests {
         let zero =
             compare("b", &[metric("a.x", Better::Higher, &[5.0; 3])], &[metric("a.x", Better::Higher, &[0.0; 3])]);
         assert_eq!(zero.regressions, 1);
+    }
+
+    #[test]
+    fn overlapping_samples_are_noise_even_past_the_band() {
+        let base = metric("a.x", Better::Higher, &[100.0, 101.0, 99.0]);
+        // The median fell 5 %, beyond the baseline's 4.4 % band, but one sample still beats its worst.
+        let now = metric("a.x", Better::Higher, &[94.5, 95.0, 99.5]);
+        assert!(base.median / now.median > 1.0 + base.band.max(now.band));
+        assert_eq!(compare("b", std::slice::from_ref(&base), &[now]).deltas[0].verdict, Verdict::Unchanged);
+        let now = metric("a.x", Better::Higher, &[94.5, 95.0, 95.5]);
+        assert_eq!(compare("b", &[base], &[now]).deltas[0].verdict, Verdict::Regression);
+    }
+
+    #[test]
+    fn zero_medians_are_judged_sensibly() {
+        let zero = |better| metric("a.x", better, &[0.0; 3]);
+        assert_eq!(compare("b", &[zero(Better::Lower)], &[zero(Better::Lower)]).deltas[0].verdict, Verdict::Unchanged);
+        let errors_appeared = compare("b", &[zero(Better::Lower)], &[metric("a.x", Better::Lower, &[2.0; 3])]);
+        assert_eq!(errors_appeared.deltas[0].verdict, Verdict::Regression);
+        let errors_gone = compare("b", &[metric("a.x", Better::Lower, &[2.0; 3])], &[zero(Better::Lower)]);
+        assert_eq!(errors_gone.deltas[0].verdict, Verdict::Improvement);
     }
 
     #[test]

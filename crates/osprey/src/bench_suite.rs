@@ -118,6 +118,8 @@ struct Sizes {
     http_posts: usize,
     http_requests: usize,
     cached_lookups: usize,
+    /// Measurements that finish sooner are repeated until this much time has passed.
+    min_measure: Duration,
 }
 
 impl Sizes {
@@ -135,6 +137,7 @@ impl Sizes {
                 http_posts: 16,
                 http_requests: 200,
                 cached_lookups: 10_000,
+                min_measure: Duration::from_millis(50),
             }
         } else {
             Sizes {
@@ -149,6 +152,7 @@ impl Sizes {
                 http_posts: 256,
                 http_requests: 10_000,
                 cached_lookups: 1_000_000,
+                min_measure: Duration::from_millis(500),
             }
         }
     }
@@ -210,9 +214,16 @@ pub fn suite(args: &SuiteArgs) -> anyhow::Result<ExitCode> {
     // Read the baseline first: a bad path should not cost a whole run.
     let baseline = args.baseline.as_ref().map(|p| read_report(p).map(|r| (p.display().to_string(), r))).transpose()?;
     if args.repeats < 3 {
-        eprintln!("note: with fewer than 3 repeats the noise band is only the floor ({})", args.noise_floor);
+        eprintln!("note: with fewer than 3 repeats the noise band and the comparisons rest on very little");
     }
     let sizes = Sizes::new(args.quick);
+    let settings = json!({
+        "repeats": args.repeats, "quick": args.quick, "noise_floor": args.noise_floor,
+        "model": args.model, "sizes": sizes, "concurrency": args.concurrency, "build": BUILD,
+    });
+    if let Some((name, b)) = &baseline {
+        comparable(name, &b.settings, &settings)?;
+    }
     let started = humantime_serde::re::humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let busy = busy_fraction(Duration::from_secs(1));
     if let Some(b) = busy.filter(|b| *b > BUSY_WARNING) {
@@ -247,10 +258,7 @@ pub fn suite(args: &SuiteArgs) -> anyhow::Result<ExitCode> {
         version: env!("CARGO_PKG_VERSION").into(),
         started,
         machine: json!({ "host": machine(), "busy_before_start": busy }),
-        settings: json!({
-            "repeats": args.repeats, "quick": args.quick, "noise_floor": args.noise_floor,
-            "model": args.model, "sizes": sizes, "concurrency": args.concurrency,
-        }),
+        settings,
         metrics,
         comparison,
     };
@@ -260,6 +268,25 @@ pub fn suite(args: &SuiteArgs) -> anyhow::Result<ExitCode> {
         eprintln!("report written to {}", path.display());
     }
     Ok(if regressions > 0 { ExitCode::from(EXIT_REGRESSION) } else { ExitCode::SUCCESS })
+}
+
+/// How this binary was built: figures from a debug build are not comparable with a release build's.
+const BUILD: &str = if cfg!(debug_assertions) { "debug" } else { "release" };
+
+/// Refuses a baseline measured with other workloads or another build: its
+/// figures would differ for reasons that are not the code's.
+fn comparable(name: &str, baseline: &Value, now: &Value) -> anyhow::Result<()> {
+    let differ: Vec<String> = ["quick", "sizes", "model", "concurrency", "build"]
+        .into_iter()
+        .filter(|k| baseline.get(k) != now.get(k))
+        .map(|k| format!("{k}: {} then, {} now", baseline.get(k).unwrap_or(&Value::Null), now[k]))
+        .collect();
+    anyhow::ensure!(
+        differ.is_empty(),
+        "the baseline {name} was measured differently, so its figures are not comparable ({})",
+        differ.join("; ")
+    );
+    Ok(())
 }
 
 /// Share of the machine's CPU already busy before the run at which it warns.
@@ -329,13 +356,15 @@ fn model(args: &SuiteArgs, sizes: &Sizes, rec: &mut Recorder) -> anyhow::Result<
     let registry = ModelRegistry::new("default", settings, batching(), ResolveOptions::default());
     rt.block_on(registry.preload())?;
     for _ in 0..args.repeats {
-        let n = sizes.cached_lookups;
-        let secs = rt.block_on(async {
-            let t = Instant::now();
-            for _ in 0..n {
-                std::hint::black_box(registry.get("default").await?);
+        let (n, secs) = rt.block_on(async {
+            let (t, mut n) = (Instant::now(), 0);
+            while n == 0 || t.elapsed() < sizes.min_measure {
+                for _ in 0..sizes.cached_lookups {
+                    std::hint::black_box(registry.get("default").await?);
+                }
+                n += sizes.cached_lookups;
             }
-            Ok::<_, anyhow::Error>(t.elapsed().as_secs_f64())
+            Ok::<_, anyhow::Error>((n, t.elapsed().as_secs_f64()))
         })?;
         rec.add(
             "model.cached_lookup_ns",
@@ -424,27 +453,33 @@ fn analysis(args: &SuiteArgs, sizes: &Sizes, rec: &mut Recorder) -> anyhow::Resu
             unique_texts(&short, sizes.analysis_texts).into_iter().map(|t| format!("{t} r{round}")).collect();
         let bodies: Vec<String> = medium.iter().map(|b| format!("{b} (r{round})")).collect();
         rt.block_on(async {
-            let t = Instant::now();
-            for chunk in texts.chunks(per_call) {
-                analyzer.sentiment(chunk.to_vec()).await.map_err(api)?;
+            let (t, mut done) = (Instant::now(), 0);
+            while done == 0 || t.elapsed() < sizes.min_measure {
+                for chunk in texts.chunks(per_call) {
+                    analyzer.sentiment(chunk.to_vec()).await.map_err(api)?;
+                }
+                done += texts.len();
             }
             rec.add(
                 "analysis.sentiment_texts_per_s",
                 "VADER, 256 texts a call",
                 "texts/s",
                 Better::Higher,
-                rate(texts.len(), t),
+                rate(done, t),
             );
-            let t = Instant::now();
-            for chunk in texts.chunks(per_call) {
-                analyzer.emotion(chunk.to_vec(), &EmotionOptions::default()).await.map_err(api)?;
+            let (t, mut done) = (Instant::now(), 0);
+            while done == 0 || t.elapsed() < sizes.min_measure {
+                for chunk in texts.chunks(per_call) {
+                    analyzer.emotion(chunk.to_vec(), &EmotionOptions::default()).await.map_err(api)?;
+                }
+                done += texts.len();
             }
             rec.add(
                 "analysis.emotion_lexicon_texts_per_s",
                 "lexicon emotion, 256 texts a call",
                 "texts/s",
                 Better::Higher,
-                rate(texts.len(), t),
+                rate(done, t),
             );
 
             let n = sizes.analysis_posts;
@@ -467,21 +502,24 @@ fn analysis(args: &SuiteArgs, sizes: &Sizes, rec: &mut Recorder) -> anyhow::Resu
             );
 
             let emotion = EmotionOptions::default();
-            let t = Instant::now();
-            let arcs = futures::stream::iter(bodies.iter().cycle().take(n).cloned())
-                .map(|b| analyzer.trajectory(b, SmoothingSpec::default(), &emotion))
-                .buffer_unordered(8);
-            arcs.map(|r| r.map(|_| ()).map_err(api))
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .collect::<Result<(), _>>()?;
+            let (t, mut done) = (Instant::now(), 0);
+            while done == 0 || t.elapsed() < sizes.min_measure {
+                let arcs = futures::stream::iter(bodies.iter().cycle().take(n).cloned())
+                    .map(|b| analyzer.trajectory(b, SmoothingSpec::default(), &emotion))
+                    .buffer_unordered(8);
+                arcs.map(|r| r.map(|_| ()).map_err(api))
+                    .collect::<Vec<_>>()
+                    .await
+                    .into_iter()
+                    .collect::<Result<(), _>>()?;
+                done += n;
+            }
             rec.add(
                 "analysis.trajectory_posts_per_s",
                 "emotion trajectories of 100-150-word posts, 8 in flight",
                 "posts/s",
                 Better::Higher,
-                rate(n, t),
+                rate(done, t),
             );
 
             let batch = posts(&bodies, n, &format!("r{round}"));
@@ -540,6 +578,9 @@ fn cache(args: &SuiteArgs, sizes: &Sizes, rec: &mut Recorder) -> anyhow::Result<
         let Some(l2) = report.l2 else {
             bail!("the L2 figures could not be measured ({}); pass --no-redis to skip them", report.notes.join("; "));
         };
+        if l2.misses > 0 {
+            eprintln!("   warning: {} Redis look-ups missed (timeouts?): the L2 figures count them as done", l2.misses);
+        }
         rec.add("cache.l2_get_ops_per_s", "Redis look-ups, 800 in flight", "ops/s", Better::Higher, l2.get_ops_per_s);
         rec.add(
             "cache.l2_get_many_keys_per_s",
@@ -643,6 +684,17 @@ fn http(args: &SuiteArgs, sizes: &Sizes, rec: &mut Recorder) -> anyhow::Result<(
 
             // /v1/sentiment: one text a request from many clients: the server's per-request overhead.
             let url = format!("{base}/v1/sentiment");
+            // Warm-up: as many requests as clients, so the timed ones find their connections open.
+            let warm =
+                futures::stream::iter(0..args.concurrency.max(1))
+                    .map(|i| {
+                        let (client, url) = (client.clone(), url.clone());
+                        async move {
+                            post_json(&client, &url, &json!({ "inputs": [format!("warm-up {i} r{round}")] })).await
+                        }
+                    })
+                    .buffer_unordered(args.concurrency.max(1));
+            warm.collect::<Vec<_>>().await.into_iter().collect::<Result<Vec<_>, _>>()?;
             let texts = unique_texts(&short, sizes.http_requests);
             let t = Instant::now();
             let mut hist = Histogram::<u64>::new(3)?;
