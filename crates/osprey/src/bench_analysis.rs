@@ -26,9 +26,7 @@ use hdrhistogram::Histogram;
 use osprey_engine::model::{resolve_model, ResolveOptions};
 use osprey_engine::{BatchingSettings, Classifier, ModelRegistry, ModelSettings, Truncation};
 use osprey_server::analysis::{AnalysisSettings, Analyzer};
-use osprey_types::analysis::{
-    AnalyzeRequest, EmotionOptions, Post, SmoothingSpec, SummaryMethod, Task, TopicSetRequest, TopicSpec,
-};
+use osprey_types::analysis::{EmotionOptions, Post, TopicSetRequest, TopicSpec};
 use serde_json::{json, Value};
 
 use crate::bench::{machine, python, read_corpus, rss_bytes, Server};
@@ -193,30 +191,8 @@ pub fn analysis(args: &AnalysisBenchArgs) -> anyhow::Result<()> {
 
     // One-pass analyze on 100–150-word posts.
     rt.block_on(analyzer.put_topics("bench", topic_request())).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let posts: Vec<Post> = (0..args.posts)
-        .map(|i| Post {
-            id: format!("p{i}"),
-            title: format!("Post {i}"),
-            body: medium[i % medium.len()].clone(),
-            author: None,
-            created: None,
-            persona_id: None,
-            source: None,
-            external_id: None,
-        })
-        .collect();
-    let request = |posts: &[Post]| AnalyzeRequest {
-        posts: posts.to_vec(),
-        tasks: vec![Task::Sentiment, Task::Emotion, Task::Summary, Task::Topics],
-        topic_set: Some("bench".into()),
-        threshold: None,
-        summary_k: Some(3),
-        summary_method: SummaryMethod::Centroid,
-        smoothing: SmoothingSpec::default(),
-        emotion: EmotionOptions::default(),
-        store: None,
-        reuse: None,
-    };
+    let posts: Vec<Post> = crate::bench_suite::posts(&medium, args.posts, "p");
+    let request = |posts: &[Post]| crate::bench_suite::analyze_request(posts.to_vec());
     let analyzer = Arc::new(analyzer);
     // The same work with every post and result stored in a fresh SQLite
     // store (posts are unique, so nothing is reused), alternated with runs

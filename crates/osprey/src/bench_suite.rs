@@ -406,7 +406,8 @@ fn api(e: osprey_server::error::ApiError) -> anyhow::Error {
     anyhow::anyhow!("{e}")
 }
 
-fn posts(bodies: &[String], n: usize, tag: &str) -> Vec<Post> {
+/// `n` posts with the given bodies (cycled), ids `<tag>-<i>`.
+pub(crate) fn posts(bodies: &[String], n: usize, tag: &str) -> Vec<Post> {
     (0..n)
         .map(|i| Post {
             id: format!("{tag}-{i}"),
@@ -421,7 +422,8 @@ fn posts(bodies: &[String], n: usize, tag: &str) -> Vec<Post> {
         .collect()
 }
 
-fn analyze_request(posts: Vec<Post>) -> AnalyzeRequest {
+/// One-pass analyze of `posts`: sentiment, emotion, a 3-sentence centroid summary, topics of the set `bench`.
+pub(crate) fn analyze_request(posts: Vec<Post>) -> AnalyzeRequest {
     AnalyzeRequest {
         posts,
         tasks: vec![Task::Sentiment, Task::Emotion, Task::Summary, Task::Topics],
