@@ -50,6 +50,10 @@ pub struct Observability {
     pub perf: PerfMonitor,
     pub alerts: AlertEngine,
     pub audit: audit::AuditLog,
+    /// Held by `PUT /performance/config` from reading the settings in force
+    /// to applying the change, so concurrent changes apply one after the
+    /// other, each audited against what the previous one left.
+    pub config_changes: Mutex<()>,
     events: broadcast::Sender<LiveEvent>,
     history: Mutex<VecDeque<Arc<LiveSnapshot>>>,
     logs: Mutex<VecDeque<LogLine>>,
@@ -67,6 +71,7 @@ impl Observability {
             perf: crate::telemetry::perf(),
             alerts,
             audit: audit::AuditLog::new(audit_path),
+            config_changes: Mutex::new(()),
             events: broadcast::channel(1024).0,
             history: Mutex::new(VecDeque::new()),
             logs: Mutex::new(VecDeque::new()),

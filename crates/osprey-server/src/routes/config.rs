@@ -100,6 +100,8 @@ pub async fn put_config(
     caller: Option<Extension<Caller>>,
     ApiJson(req): ApiJson<Tunables>,
 ) -> ApiResult<Json<Value>> {
+    // No await below: the lock is held across plain calls only.
+    let _one_at_a_time = state.observe.config_changes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let before = current(&state);
     validate(&state, &req)?;
     let mut changes = Map::new();

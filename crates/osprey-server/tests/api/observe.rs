@@ -283,6 +283,37 @@ async fn runtime_config_changes_are_validated_applied_and_audited() {
     assert_eq!(std::fs::read_to_string(&audit).expect("audit").lines().count(), 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_config_changes_apply_one_after_the_other() {
+    let Some(model) = model_dir() else { return };
+    let mut settings = test_settings(&model);
+    let audit = temp_dir("audit-concurrent").join("audit.log");
+    settings.telemetry.audit_log = Some(audit.clone());
+    let app = spawn_app(settings);
+    let puts = (1..=24).map(|i| {
+        let (c, url) = (app.client(), app.url("/performance/config"));
+        tokio::spawn(async move {
+            let body = json!({ "cache_l1": { "max_bytes": 1048576, "max_entries": 1000 + i } });
+            c.put(url).json(&body).send().await.expect("put").status()
+        })
+    });
+    for status in futures::future::join_all(puts).await {
+        assert_eq!(status.expect("task"), 200);
+    }
+    // Each record starts from what the one before it left: no change was
+    // audited against settings another change had already replaced.
+    let text = std::fs::read_to_string(&audit).expect("audit log written");
+    let records: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(records.len(), 24, "every PUT changed the L1 size");
+    for pair in records.windows(2) {
+        let (a, b) = (&pair[0]["changes"]["cache.l1"], &pair[1]["changes"]["cache.l1"]);
+        assert_eq!(a["to"]["max_entries"], b["from"]["max_entries"], "{text}");
+    }
+    let last = &records[23]["changes"]["cache.l1"]["to"]["max_entries"];
+    let now = ok_json(app.get("/performance/config").await).await;
+    assert_eq!(&now["tunable"]["cache_l1"]["max_entries"], last, "the settings in force are the last record's");
+}
+
 #[tokio::test]
 async fn redis_round_trips_are_timed_as_cache_operations() {
     let Some(model) = model_dir() else { return };
