@@ -406,6 +406,15 @@ fn api(e: osprey_server::error::ApiError) -> anyhow::Error {
     anyhow::anyhow!("{e}")
 }
 
+/// Awaits `calls`, `in_flight` at a time, and fails on the first error.
+async fn drain<T>(
+    calls: impl futures::Stream<Item = impl std::future::Future<Output = osprey_server::error::ApiResult<T>>>,
+    in_flight: usize,
+) -> anyhow::Result<()> {
+    use futures::TryStreamExt as _;
+    calls.buffer_unordered(in_flight).map_err(api).try_for_each(|_| async { Ok(()) }).await
+}
+
 /// `n` posts with the given bodies (cycled), ids `<tag>-<i>`.
 pub(crate) fn posts(bodies: &[String], n: usize, tag: &str) -> Vec<Post> {
     (0..n)
@@ -486,15 +495,8 @@ fn analysis(args: &SuiteArgs, sizes: &Sizes, rec: &mut Recorder) -> anyhow::Resu
 
             let n = sizes.analysis_posts;
             let t = Instant::now();
-            let summaries = futures::stream::iter(bodies.iter().cycle().take(n).cloned())
-                .map(|b| analyzer.summarize(b, Some(3), SummaryMethod::Centroid))
-                .buffer_unordered(8);
-            summaries
-                .map(|r| r.map(|_| ()).map_err(api))
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .collect::<Result<(), _>>()?;
+            let bodies_n = || futures::stream::iter(bodies.iter().cycle().take(n).cloned());
+            drain(bodies_n().map(|b| analyzer.summarize(b, Some(3), SummaryMethod::Centroid)), 8).await?;
             rec.add(
                 "analysis.summary_posts_per_s",
                 "centroid summaries of 100-150-word posts, 8 in flight",
@@ -506,14 +508,7 @@ fn analysis(args: &SuiteArgs, sizes: &Sizes, rec: &mut Recorder) -> anyhow::Resu
             let emotion = EmotionOptions::default();
             let (t, mut done) = (Instant::now(), 0);
             while done == 0 || t.elapsed() < sizes.min_measure {
-                let arcs = futures::stream::iter(bodies.iter().cycle().take(n).cloned())
-                    .map(|b| analyzer.trajectory(b, SmoothingSpec::default(), &emotion))
-                    .buffer_unordered(8);
-                arcs.map(|r| r.map(|_| ()).map_err(api))
-                    .collect::<Vec<_>>()
-                    .await
-                    .into_iter()
-                    .collect::<Result<(), _>>()?;
+                drain(bodies_n().map(|b| analyzer.trajectory(b, SmoothingSpec::default(), &emotion)), 8).await?;
                 done += n;
             }
             rec.add(
@@ -526,15 +521,8 @@ fn analysis(args: &SuiteArgs, sizes: &Sizes, rec: &mut Recorder) -> anyhow::Resu
 
             let batch = posts(&bodies, n, &format!("r{round}"));
             let t = Instant::now();
-            let requests = futures::stream::iter(batch.chunks(sizes.posts_per_request.max(1)).map(<[Post]>::to_vec))
-                .map(|chunk| analyzer.analyze(analyze_request(chunk)))
-                .buffer_unordered(2);
-            requests
-                .map(|r| r.map(|_| ()).map_err(api))
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .collect::<Result<(), _>>()?;
+            let chunks = futures::stream::iter(batch.chunks(sizes.posts_per_request.max(1)).map(<[Post]>::to_vec));
+            drain(chunks.map(|chunk| analyzer.analyze(analyze_request(chunk))), 2).await?;
             rec.add(
                 "analysis.analyze_posts_per_s",
                 "one pass: sentiment, emotion, summary, topics; 2 requests in flight",
