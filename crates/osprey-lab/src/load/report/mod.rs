@@ -426,14 +426,13 @@ pub fn write_outputs(
     let write = |path: &Path, text: String| {
         std::fs::write(path, text).map_err(|source| LoadError::Write { path: path.into(), source })
     };
-    if let Some(p) = json {
-        write(p, doc.to_json()?)?;
+    // Serialised once, for the file and the appendix alike.
+    let text = if json.is_some() || (html_path.is_some() && appendix.is_some()) { Some(doc.to_json()?) } else { None };
+    if let (Some(p), Some(text)) = (json, &text) {
+        write(p, text.clone())?;
     }
     if let Some(p) = html_path {
-        let extra = match appendix {
-            Some(make) => make(&doc.to_json()?),
-            None => None,
-        };
+        let extra = appendix.zip(text.as_deref()).and_then(|(make, text)| make(text));
         write(p, html::render_with(doc, extra.as_deref()))?;
     }
     if let Some(p) = csv_path {
