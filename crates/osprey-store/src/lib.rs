@@ -32,6 +32,7 @@
 //! - `read`: lookups by hash and id, keyset-paginated lists (`cursor`).
 //! - `stats`: emotion statistics and the aggregate refresh.
 //! - `topics`: versioned topic sets.
+//! - `watch`: `osprey watch`'s cursors, seen contents and dead letters.
 //! - `timing`: the per-statement timer, histograms, slow-query ring.
 //! - [`metrics`]: metric names.
 //! - [`bench`](mod@bench): batched versus row-at-a-time write throughput.
@@ -51,6 +52,7 @@ mod stats;
 mod store;
 mod timing;
 mod topics;
+mod watch;
 mod write;
 mod writer;
 
@@ -65,3 +67,4 @@ pub use model::{
 pub use settings::{redact_url, PoolSettings, SqliteSettings, StoreSettings, WriterSettings};
 pub use store::Store;
 pub use timing::{PoolState, QueryStats, SlowQuery, StatementStats, WriterStats};
+pub use watch::{DeadLetter, WatchCursor};

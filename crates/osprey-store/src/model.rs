@@ -49,7 +49,8 @@ pub struct NewPost {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewAnalysis {
-    /// UUIDv7, chosen by the caller so its response can name the analysis
+    /// A UUID chosen by the caller (the server derives it from the content,
+    /// task, revision and options), so its response can name the analysis
     /// before the write lands. Rewriting the same id is a no-op, which is
     /// what makes retried batches exactly-once.
     pub id: String,

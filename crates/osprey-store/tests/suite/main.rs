@@ -8,4 +8,5 @@ mod common;
 mod aggregates;
 mod migrations;
 mod reads;
+mod watch;
 mod writer;
