@@ -158,17 +158,20 @@ pub fn classify(method: &Method, route: &str) -> Access {
             Access::Observe
         }
         "/embed" | "/similarity" | "/tokenize" | "/v1/embeddings" | "/v1/sentiment" | "/v1/emotion"
-        | "/v1/trajectory" | "/v1/summarize" | "/v1/filter" | "/v1/analyze"
+        | "/v1/trajectory" | "/v1/summarize" | "/v1/filter" | "/v1/analyze" | "/v1/ingest/{name}" | "/v1/jobs"
             if method == Method::POST =>
         {
             Access::Infer
         }
         "/info" | "/v1/topics" | "/v1/topics/{name}" | "/v1/posts" | "/v1/posts/{id}" | "/v1/analyses/{id}"
-        | "/v1/stats/emotions"
+        | "/v1/stats/emotions" | "/v1/jobs" | "/v1/jobs/{id}"
             if read =>
         {
             Access::Infer
         }
+        // Whoever may submit a job may cancel it.
+        "/v1/jobs/{id}" if method == Method::DELETE => Access::Infer,
+        "/v1/watches" | "/v1/watches/{name}" if read => Access::Observe,
         _ => Access::Admin,
     }
 }

@@ -22,6 +22,11 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub monitor: osprey_monitor::MonitorSettings,
     pub alerts: osprey_perf::AlertSettings,
+    /// The batch-job queue: in-process (default) or Redis Streams.
+    pub jobs: osprey_jobs::JobSettings,
+    /// `[[watch]]` definitions, run by `osprey watch`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub watch: Vec<crate::watch::WatchDefinition>,
 }
 
 impl Settings {
@@ -35,6 +40,8 @@ impl Settings {
         self.telemetry.validate()?;
         self.monitor.validate()?;
         self.alerts.validate().map_err(|e| e.to_string())?;
+        crate::watch::settings::validate_all(&self.watch)?;
+        self.jobs.validate().map_err(|e| e.to_string())?;
         if self.server.max_body_bytes < 64 {
             return Err("server.max_body_bytes must be at least 64".into());
         }
@@ -56,11 +63,27 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// Where osprey keeps its data: the embedded SQLite database and topic sets.
     pub data_dir: PathBuf,
+    /// On SIGTERM/SIGINT, how long `/ready` answers 503 while requests are
+    /// still served, so load balancers take the instance out before it stops
+    /// accepting connections. Set it to at least the balancer's probe
+    /// interval times its failure threshold.
+    #[serde(with = "humantime_serde")]
+    pub drain_delay: std::time::Duration,
+    /// After the drain delay, how long in-flight requests, then background
+    /// tasks, may take to finish before the server stops without them.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: std::time::Duration,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { bind: "127.0.0.1:8080".into(), max_body_bytes: 2 * 1024 * 1024, data_dir: PathBuf::from("./data") }
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            max_body_bytes: 2 * 1024 * 1024,
+            data_dir: PathBuf::from("./data"),
+            drain_delay: std::time::Duration::from_secs(5),
+            shutdown_timeout: std::time::Duration::from_secs(30),
+        }
     }
 }
 

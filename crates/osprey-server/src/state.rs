@@ -29,6 +29,12 @@ pub struct AppState {
     pub log_control: Option<LogControl>,
     /// The log filter in force.
     pub log_level: Arc<std::sync::RwLock<String>>,
+    /// Draining, the shutdown token and the tracker of background tasks.
+    pub lifecycle: Arc<crate::lifecycle::Lifecycle>,
+    /// The watches this process runs (`osprey watch`); `None` for `osprey serve`.
+    pub watches: Option<Arc<crate::watch::Watches>>,
+    /// The batch-job queue (`[jobs]`).
+    pub jobs: Option<osprey_jobs::Jobs>,
 }
 
 /// Replaces the process's log filter with an `EnvFilter` directive.

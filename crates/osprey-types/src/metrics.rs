@@ -66,3 +66,13 @@ pub const DB_POOL_IDLE_CONNECTIONS: &str = "osprey_db_pool_idle_connections";
 pub const ALERTS_FIRING: &str = "osprey_alerts_firing";
 /// The latest value of each alert signal (`signal`), as the built-in rules see it.
 pub const ALERT_SIGNAL: &str = "osprey_alert_signal";
+
+/// Posts a watch received, by watch and outcome (`kept`, `duplicate`,
+/// `near_duplicate`, `filtered`, `invalid`).
+pub const WATCH_POSTS_TOTAL: &str = "osprey_watch_posts_total";
+/// Batches a watch committed, by watch and source.
+pub const WATCH_BATCHES_TOTAL: &str = "osprey_watch_batches_total";
+/// Source and pipeline errors, by watch and kind (`source`, `pipeline`).
+pub const WATCH_ERRORS_TOTAL: &str = "osprey_watch_errors_total";
+/// Alerts by watch, target and outcome (`sent`, `retried`, `dead_letter`).
+pub const WATCH_ALERTS_TOTAL: &str = "osprey_watch_alerts_total";

@@ -11,6 +11,7 @@
 //! - [`topics`]: the topic-set store.
 //! - `pipeline`: the one-pass `/v1/analyze`.
 //! - `persist`: what `/v1/analyze` stores and reuses.
+//! - [`watched`]: what `osprey watch` asks of the analyzer.
 
 pub mod cache;
 pub mod emotion;
@@ -18,6 +19,7 @@ mod persist;
 mod pipeline;
 pub mod settings;
 pub mod topics;
+pub mod watched;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -94,7 +96,7 @@ impl Analyzer {
         };
         Self {
             emotion: EmotionService::new(settings.emotion.clone()),
-            topics: TopicStore::open(data_dir.map(|d| d.join("topics"))),
+            topics: TopicStore::open(data_dir.map(|d| d.join("topics")), store.clone()),
             settings,
             store,
             vader,
@@ -128,7 +130,7 @@ impl Analyzer {
                 None => "off".into(),
                 Some(s) => format!("{:?}", s.backend()).to_lowercase(),
             },
-            topic_sets: self.topics.list().len(),
+            topic_sets: self.topics.count(),
         }
     }
 
@@ -395,23 +397,16 @@ impl Analyzer {
         let phrases: Vec<String> = draft.phrases().into_iter().map(|(_, p)| p).collect();
         let vectors = embed_all(&embedder, phrases).await?;
         let info = embedder.info();
-        let set = self.topics.insert(draft, vectors, &info.id, &format!("{}@{}", info.id, info.revision))?;
+        let set = self.topics.insert(draft, vectors, &info.id, &format!("{}@{}", info.id, info.revision)).await?;
         Ok(set.info.clone())
     }
 
-    /// The topic set `name`, re-embedded first if the embedding model changed.
+    /// The topic set `name` with vectors from `embedder`'s model: embedded
+    /// on first use in this process (or again after a model change).
     pub async fn topic_set(&self, name: &str, embedder: &Embedder) -> ApiResult<Arc<TopicSet>> {
-        let set = self.topics.get(name).ok_or_else(|| {
-            ApiError::not_found(format!("no topic set named {name:?}; create it with PUT /v1/topics/{name}"))
-        })?;
-        let revision = format!("{}@{}", embedder.info().id, embedder.info().revision);
-        if set.revision == revision {
-            return Ok(set);
-        }
-        tracing::info!(set = name, from = %set.revision, to = %revision, "re-embedding topic set for a new model");
-        let phrases: Vec<String> = topics::phrases_of(&set.info.topics).into_iter().map(|(_, p)| p).collect();
-        let vectors = embed_all(embedder, phrases).await?;
-        self.topics.replace_vectors(&set, vectors, &embedder.info().id, &revision)
+        let info = embedder.info();
+        let revision = format!("{}@{}", info.id, info.revision);
+        self.topics.resolve(name, &info.id, &revision, |phrases| embed_all(embedder, phrases)).await
     }
 
     /// Checks posts as `/v1/filter` and `/v1/analyze` both take them: within
@@ -586,7 +581,7 @@ async fn embed_all(embedder: &Embedder, texts: Vec<String>) -> ApiResult<Vec<Vec
     Ok(out.vectors)
 }
 
-fn stage(name: &'static str, started: Instant) {
+pub(crate) fn stage(name: &'static str, started: Instant) {
     let took = started.elapsed();
     metrics::histogram!(m::ANALYSIS_STAGE_SECONDS, "stage" => name).record(took.as_secs_f64());
     osprey_engine::timing::record(name, took);

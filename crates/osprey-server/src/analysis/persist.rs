@@ -100,14 +100,15 @@ impl Signatures {
                 }
                 _ => (sig.model.clone(), sig.revision.clone()),
             };
-            let id = uuid::Uuid::now_v7().to_string();
+            let options = with_content(&sig.options, hash);
+            let id = analysis_id(task_name(*task), &revision, &options);
             ids.insert(task_name(*task).to_string(), id.clone());
             analyses.push(NewAnalysis {
                 id,
                 task: task_name(*task).to_string(),
                 model,
                 model_revision: revision,
-                options: with_content(&sig.options, hash),
+                options,
                 result,
                 duration_ms,
             });
@@ -166,6 +167,21 @@ impl Signatures {
 }
 
 pub const LEXICON: &str = "lexicon";
+
+/// The id of the analysis of one content by one task, model revision and
+/// options (the options carry the content hash): a UUID (version 8) made
+/// from their hash. The same computation always gets the same id, so a
+/// batch analysed twice (a job chunk delivered again after a worker died,
+/// a watch batch replayed after a crash, two replicas racing) writes its
+/// analyses once: the store inserts analyses with `ON CONFLICT DO NOTHING`.
+pub fn analysis_id(task: &str, revision: &str, options: &Value) -> String {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for part in [task, revision, &options.to_string()] {
+        h.update(&(part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    uuid::Builder::from_custom_bytes(h.digest128().to_be_bytes()).into_uuid().to_string()
+}
 
 /// A signature's options with the content they were computed on: what a
 /// stored analysis depends on, so an edited post's old results never match.

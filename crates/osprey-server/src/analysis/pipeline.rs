@@ -51,6 +51,13 @@ struct Work {
 impl Analyzer {
     /// Runs the requested tasks over every post in one pass.
     pub async fn analyze(&self, req: AnalyzeRequest) -> ApiResult<AnalyzeResponse> {
+        self.analyze_with(req, true).await
+    }
+
+    /// [`analyze`](Self::analyze); with `cached` false the result cache is
+    /// neither read nor filled (posts seen once, as a watch's are, would
+    /// only churn it).
+    pub(crate) async fn analyze_with(&self, req: AnalyzeRequest, cached: bool) -> ApiResult<AnalyzeResponse> {
         if req.tasks.is_empty() {
             return Err(ApiError::validation(
                 "`tasks` cannot be empty; ask for any of sentiment, emotion, trajectory, summary, topics",
@@ -115,11 +122,13 @@ impl Analyzer {
             // Memory first, then the store, then the models.
             let mut kb = base.clone();
             let key = kb.str(&text).finish();
-            if let Some(mut r) = self.caches.analyze.get(key).await {
-                r.id.clone_from(&post.id);
-                r.cached = true;
-                results[slot] = Some(r);
-                continue;
+            if cached {
+                if let Some(mut r) = self.caches.analyze.get(key).await {
+                    r.id.clone_from(&post.id);
+                    r.cached = true;
+                    results[slot] = Some(r);
+                    continue;
+                }
             }
             if reusing {
                 if let Some(hit) = stored.get(&hashes[slot]) {
@@ -193,7 +202,7 @@ impl Analyzer {
         })
         .await?;
         for (slot, key, analysis) in built {
-            if !fell_back {
+            if cached && !fell_back {
                 self.caches.analyze.insert(key, analysis.clone());
             }
             results[slot] = Some(analysis);
@@ -235,7 +244,7 @@ impl Analyzer {
 
     /// What each requested task's answer depends on.
     #[allow(clippy::too_many_arguments)]
-    fn signatures(
+    pub(crate) fn signatures(
         &self,
         tasks: &BTreeSet<Task>,
         opts: ResolvedOptions,

@@ -2,10 +2,29 @@
 //!
 //! A `PUT` embeds every phrase once (the label and each example) and keeps the
 //! unit vectors with the set, so filtering a post costs one dot product per
-//! phrase. Sets are written to `<data_dir>/topics/<name>.json` (atomically:
-//! a temporary file renamed over the old one) together with their vectors
-//! and the embedding model's revision, and read back at start. A set whose
-//! vectors came from another model revision is re-embedded on first use.
+//! phrase. Where the sets live depends on whether the server has a store:
+//!
+//! - With a store (`store.enabled`, SQLite or PostgreSQL), the database's
+//!   `topic_sets` table is the truth, shared by every replica: versions are
+//!   numbered there, a delete there is seen by all. Vectors are not stored:
+//!   each replica embeds a version's phrases on first use and keeps the built
+//!   set in memory (see [`shared`]). The `<data_dir>/topics` files are not
+//!   written; any found there at the first use are imported once (and
+//!   renamed `*.json.imported`), so an upgrade keeps the sets it had.
+//! - Without a store, sets are kept in memory and written to
+//!   `<data_dir>/topics/<name>.json` (atomically: a temporary file renamed
+//!   over the old one) together with their vectors and the embedding model's
+//!   revision, and read back at start. A set whose vectors came from another
+//!   model revision is re-embedded on first use.
+//!
+//! # Layout
+//! - [`TopicDraft`]: a validated `PUT` body.
+//! - [`TopicStore`]: the entry points the routes and the analyzer use,
+//!   over either of the two below.
+//! - `FileSets`: the file-backed sets of a server without a store.
+//! - [`shared`]: the database-backed sets and their per-replica cache.
+
+mod shared;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -130,8 +149,111 @@ struct FileFormat {
     vectors: Vec<String>,
 }
 
-/// Every topic set, in memory, mirrored to disk when a directory is given.
+/// The topic sets: in the database when the server has a store, else in
+/// memory and files (see the module docs).
 pub struct TopicStore {
+    inner: Inner,
+}
+
+enum Inner {
+    Files(FileSets),
+    Shared(shared::SharedSets),
+}
+
+impl TopicStore {
+    /// With `store`, the sets are the database's and `dir` only holds files
+    /// to import; without, they are read from and written to `dir`.
+    pub fn open(dir: Option<PathBuf>, store: Option<osprey_store::Store>) -> Self {
+        let inner = match store {
+            Some(store) => Inner::Shared(shared::SharedSets::new(store, dir)),
+            None => Inner::Files(FileSets::open(dir)),
+        };
+        Self { inner }
+    }
+
+    /// Whether the sets live in the database (shared by replicas).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.inner, Inner::Shared(_))
+    }
+
+    /// The latest version of every set, by name.
+    pub async fn list(&self) -> ApiResult<Vec<TopicSetInfo>> {
+        match &self.inner {
+            Inner::Files(f) => Ok(f.list()),
+            Inner::Shared(s) => s.list().await,
+        }
+    }
+
+    /// The latest version of `name` (read from the database, when there is one).
+    pub async fn info(&self, name: &str) -> ApiResult<Option<TopicSetInfo>> {
+        match &self.inner {
+            Inner::Files(f) => Ok(f.get(name).map(|s| s.info.clone())),
+            Inner::Shared(s) => s.info(name).await,
+        }
+    }
+
+    /// Stores a new version of `draft` with its phrase vectors.
+    pub async fn insert(
+        &self,
+        draft: TopicDraft,
+        vectors: Vec<Vec<f32>>,
+        model: &str,
+        revision: &str,
+    ) -> ApiResult<Arc<TopicSet>> {
+        match &self.inner {
+            Inner::Files(f) => f.insert(draft, vectors, model, revision),
+            Inner::Shared(s) => s.insert(draft, vectors, model, revision).await,
+        }
+    }
+
+    /// Removes every version of a set; returns whether it existed.
+    pub async fn delete(&self, name: &str) -> ApiResult<bool> {
+        match &self.inner {
+            Inner::Files(f) => f.delete(name),
+            Inner::Shared(s) => s.delete(name).await,
+        }
+    }
+
+    /// The set `name` with vectors of the model revision `revision`
+    /// (`model@revision`), computed with `embed` (one vector per phrase of
+    /// [`phrases_of`]) when this process has none for it yet. A 404 when
+    /// there is no such set.
+    pub async fn resolve<F, Fut>(&self, name: &str, model: &str, revision: &str, embed: F) -> ApiResult<Arc<TopicSet>>
+    where
+        F: FnOnce(Vec<String>) -> Fut,
+        Fut: std::future::Future<Output = ApiResult<Vec<Vec<f32>>>>,
+    {
+        let missing =
+            || ApiError::not_found(format!("no topic set named {name:?}; create it with PUT /v1/topics/{name}"));
+        match &self.inner {
+            Inner::Shared(s) => s.resolve(name, revision, embed).await?.ok_or_else(missing),
+            Inner::Files(f) => {
+                let set = f.get(name).ok_or_else(missing)?;
+                if set.revision == revision {
+                    return Ok(set);
+                }
+                tracing::info!(set = name, from = %set.revision, to = %revision, "re-embedding topic set for a new model");
+                let phrases: Vec<String> = phrases_of(&set.info.topics).into_iter().map(|(_, p)| p).collect();
+                let vectors = embed(phrases).await?;
+                f.replace_vectors(&set, vectors, model, revision)
+            }
+        }
+    }
+
+    /// How many sets there are, for `/info`: exact without a database; with
+    /// one, as last read (a read older than a few seconds is started in the
+    /// background, so this never waits on the database).
+    pub fn count(&self) -> usize {
+        match &self.inner {
+            Inner::Files(f) => f.read().len(),
+            Inner::Shared(s) => s.count(),
+        }
+    }
+}
+
+/// Every topic set, in memory, mirrored to disk when a directory is given:
+/// the store of a server without a database.
+struct FileSets {
     sets: RwLock<HashMap<String, Arc<TopicSet>>>,
     dir: Option<PathBuf>,
     /// Held across a write's memory and disk steps.
@@ -141,9 +263,9 @@ pub struct TopicStore {
     versions: std::sync::Mutex<HashMap<String, u64>>,
 }
 
-impl TopicStore {
+impl FileSets {
     /// Opens the store, reading every set saved under `dir`.
-    pub fn open(dir: Option<PathBuf>) -> Self {
+    fn open(dir: Option<PathBuf>) -> Self {
         let store = Self {
             sets: RwLock::new(HashMap::new()),
             dir,
@@ -184,11 +306,11 @@ impl TopicStore {
         self.sets.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub fn get(&self, name: &str) -> Option<Arc<TopicSet>> {
+    fn get(&self, name: &str) -> Option<Arc<TopicSet>> {
         self.read().get(name).cloned()
     }
 
-    pub fn list(&self) -> Vec<TopicSetInfo> {
+    fn list(&self) -> Vec<TopicSetInfo> {
         let mut v: Vec<TopicSetInfo> = self.read().values().map(|s| s.info.clone()).collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
@@ -198,7 +320,7 @@ impl TopicStore {
     /// (a newer `PUT`, a delete) while they were computed; then the set as it
     /// now stands is returned, or a 503 asking to retry if it is gone or still
     /// holds old vectors.
-    pub fn replace_vectors(
+    fn replace_vectors(
         &self,
         current: &TopicSet,
         vectors: Vec<Vec<f32>>,
@@ -232,7 +354,7 @@ impl TopicStore {
     }
 
     /// Stores a new version of `draft` with its phrase vectors.
-    pub fn insert(
+    fn insert(
         &self,
         draft: TopicDraft,
         vectors: Vec<Vec<f32>>,
@@ -290,7 +412,7 @@ impl TopicStore {
     }
 
     /// Removes a set; returns whether it existed.
-    pub fn delete(&self, name: &str) -> ApiResult<bool> {
+    fn delete(&self, name: &str) -> ApiResult<bool> {
         let _write = self.lock_io();
         let removed = self.write().remove(name).is_some();
         if removed {
@@ -385,17 +507,17 @@ mod tests {
     fn sets_persist_and_versions_grow() {
         let dir = std::env::temp_dir().join(format!("osprey-topics-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let store = TopicStore::open(Some(dir.clone()));
+        let store = FileSets::open(Some(dir.clone()));
         let draft = || TopicDraft::parse("s", req(vec![("a", vec!["x"]), ("b", vec![])]), 0.3).expect("valid");
         let vecs = vec![vec![1.0, 0.0], vec![0.8, 0.6], vec![0.0, 1.0]];
         assert_eq!(store.insert(draft(), vecs.clone(), "m", "r1").expect("insert").info.version, 1);
         assert_eq!(store.insert(draft(), vecs, "m", "r1").expect("insert").info.version, 2);
-        let reopened = TopicStore::open(Some(dir.clone()));
+        let reopened = FileSets::open(Some(dir.clone()));
         let set = reopened.get("s").expect("persisted");
         assert_eq!((set.info.version, set.revision.as_str()), (2, "r1"));
         assert_eq!(set.index.score(&[0.0, 1.0]).best, 1);
         assert!(reopened.delete("s").expect("delete"));
-        assert!(TopicStore::open(Some(dir.clone())).get("s").is_none());
+        assert!(FileSets::open(Some(dir.clone())).get("s").is_none());
         // A set made again after a delete never reuses a version number.
         let vecs = vec![vec![1.0, 0.0], vec![0.8, 0.6], vec![0.0, 1.0]];
         assert_eq!(reopened.insert(draft(), vecs, "m", "r1").expect("insert").info.version, 3);

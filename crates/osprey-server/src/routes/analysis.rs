@@ -99,21 +99,23 @@ pub async fn summarize(
 }
 
 /// Every stored topic set.
-#[utoipa::path(get, path = "/v1/topics", tag = "Topics", responses((status = 200, body = TopicSetList)))]
-pub async fn list_topics(State(state): State<AppState>) -> Json<TopicSetList> {
-    Json(TopicSetList { sets: state.analyzer.topics.list() })
+#[utoipa::path(get, path = "/v1/topics", tag = "Topics",
+    responses((status = 200, body = TopicSetList), (status = 503, description = "Database unavailable", body = ErrorBody)))]
+pub async fn list_topics(State(state): State<AppState>) -> ApiResult<Json<TopicSetList>> {
+    Ok(Json(TopicSetList { sets: state.analyzer.topics.list().await? }))
 }
 
 /// One topic set.
 #[utoipa::path(get, path = "/v1/topics/{name}", tag = "Topics",
     params(("name" = String, Path, description = "Topic set name")),
-    responses((status = 200, body = TopicSetInfo), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = TopicSetInfo), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn get_topics(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<TopicSetInfo>> {
     state
         .analyzer
         .topics
-        .get(&name)
-        .map(|s| Json(s.info.clone()))
+        .info(&name)
+        .await?
+        .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no topic set named {name:?}")))
 }
 
@@ -136,9 +138,9 @@ pub async fn put_topics(
 /// Deletes a topic set.
 #[utoipa::path(delete, path = "/v1/topics/{name}", tag = "Topics",
     params(("name" = String, Path, description = "Topic set name")),
-    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn delete_topics(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
-    if state.analyzer.topics.delete(&name)? {
+    if state.analyzer.topics.delete(&name).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!("no topic set named {name:?}")))

@@ -4,12 +4,14 @@ pub mod analysis;
 pub mod config;
 pub mod dashboard;
 pub mod docs;
+pub mod jobs;
 pub mod observe;
 pub mod openai;
 pub mod performance;
 pub mod probes;
 pub mod store;
 pub mod tei;
+pub mod watch;
 
 use osprey_engine::Truncation;
 use osprey_types::api::Input;

@@ -15,17 +15,23 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/health", get(health)).route("/ready", get(ready)).route("/metrics", get(metrics))
 }
 
-/// Liveness: the process answers. Touches nothing else.
+/// Liveness: the process answers (while draining too). Touches nothing else.
 #[utoipa::path(get, path = "/health", tag = "Probes", responses((status = 200, body = ProbeResponse)))]
 pub async fn health() -> Json<ProbeResponse> {
     Json(ProbeResponse { status: "ok".into() })
 }
 
-/// Readiness: the default model is loaded and warmed up, VADER's lexicon is
-/// loaded, and a preloaded emotion model has finished loading.
+/// Readiness: the server is not shutting down, the default model is loaded
+/// and warmed up, VADER's lexicon is loaded, and a preloaded emotion model
+/// has finished loading. From a shutdown signal on it answers 503
+/// ("draining") while requests are still served, so load balancers stop
+/// sending before the listener closes.
 #[utoipa::path(get, path = "/ready", tag = "Probes",
     responses((status = 200, body = ProbeResponse), (status = 503, description = "Not ready, with the reason", body = ErrorBody)))]
 pub async fn ready(State(state): State<AppState>) -> ApiResult<Json<ProbeResponse>> {
+    if state.lifecycle.is_draining() {
+        return Err(ApiError::new(ErrorCode::NotReady, "draining"));
+    }
     state.registry.readiness().map_err(|reason| ApiError::new(ErrorCode::NotReady, reason))?;
     state.analyzer.readiness().map_err(|reason| ApiError::new(ErrorCode::NotReady, reason))?;
     Ok(Json(ProbeResponse { status: "ready".into() }))
