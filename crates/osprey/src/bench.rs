@@ -72,6 +72,7 @@ pub fn run(cmd: crate::cli::BenchCommand) -> anyhow::Result<ExitCode> {
         }
         crate::cli::BenchCommand::Store(args) => crate::bench_storage::store(&args).map(|()| ExitCode::SUCCESS),
         crate::cli::BenchCommand::Cache(args) => crate::bench_storage::cache(&args).map(|()| ExitCode::SUCCESS),
+        crate::cli::BenchCommand::Watch(args) => crate::bench_watch::run(args).map(|()| ExitCode::SUCCESS),
         crate::cli::BenchCommand::Telemetry(args) => {
             crate::bench_telemetry::telemetry(&args).map(|()| ExitCode::SUCCESS)
         }

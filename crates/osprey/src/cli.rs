@@ -18,6 +18,18 @@ pub struct Cli {
 pub enum Command {
     /// Serve the HTTP API.
     Serve(ServeOverrides),
+    /// Run the `[[watch]]` definitions of the settings: poll their sources,
+    /// dedup, filter by topics, summarise, run emotion, store and alert;
+    /// serves the HTTP API beside them (`POST /v1/ingest/{watch}`,
+    /// `GET /v1/watches`, metrics). See docs/watch.md.
+    Watch(WatchArgs),
+    /// Process batch jobs from the `[jobs]` queue (Redis Streams: any number
+    /// of workers on any number of machines share it). Serves /health,
+    /// /ready and /metrics on `--bind`.
+    Worker {
+        #[command(flatten)]
+        flags: ServeOverrides,
+    },
     /// Inspect settings.
     Config {
         #[command(subcommand)]
@@ -82,7 +94,21 @@ pub enum BenchCommand {
     Store(crate::bench_storage::StoreBenchArgs),
     /// The two-tier cache against bare moka (L1) and redis-benchmark (L2).
     Cache(crate::bench_storage::CacheBenchArgs),
+    /// End-to-end `osprey watch` throughput from a JSONL file (filter,
+    /// summary, sentiment, lexicon emotion, stored), against the same
+    /// pipeline in Python.
+    Watch(crate::bench_watch::WatchBenchArgs),
     /// What observing costs: one record on the hot path, and HTTP throughput
     /// with instrumentation on and off.
     Telemetry(crate::bench_telemetry::TelemetryBenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub flags: ServeOverrides,
+    /// Exit once every source has finished (files read to their end, not
+    /// tailed), printing each watch's counts as JSON.
+    #[arg(long)]
+    pub once: bool,
 }

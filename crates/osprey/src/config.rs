@@ -174,6 +174,15 @@ pub fn redacted(settings: &Settings) -> Settings {
     let mut s = settings.clone();
     s.store.url = s.store.url.as_deref().map(osprey_types::redact::redact_url);
     s.cache.l2.url = s.cache.l2.url.as_deref().map(osprey_types::redact::redact_url);
+    s.jobs.redis_url = s.jobs.redacted_url();
+    // Webhook headers carry credentials (Authorization, API keys).
+    for watch in &mut s.watch {
+        for target in &mut watch.alerts {
+            if let osprey_server::watch::settings::AlertTarget::Webhook { headers, .. } = target {
+                headers.values_mut().for_each(|v| *v = "***".into());
+            }
+        }
+    }
     s
 }
 
@@ -273,10 +282,17 @@ mod tests {
             redis_url: Some("redis://:hunter2@127.0.0.1:6379/0".into()),
             ..Default::default()
         };
-        let s = load_from(None, &flags, Env::prefixed("OSPREY_TEST_NONE_")).expect("settings");
+        let mut s = load_from(None, &flags, Env::prefixed("OSPREY_TEST_NONE_")).expect("settings");
+        s.jobs.redis_url = Some("redis://:jobsecret@127.0.0.1:6379".into());
+        s.watch = vec![serde_json::from_value(serde_json::json!({
+            "name": "w", "push": true,
+            "alerts": [{"type": "webhook", "name": "h", "url": "http://127.0.0.1:9/h", "headers": {"authorization": "Bearer hooksecret"}}]
+        }))
+        .expect("watch")];
         assert_eq!(s.store.url.as_deref(), Some("postgres://app:s3cret@db:5432/osprey"), "the real URL is used");
         let shown = toml::to_string(&redacted(&s)).expect("toml");
         assert!(!shown.contains("s3cret") && !shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("jobsecret") && !shown.contains("hooksecret"), "{shown}");
         assert!(shown.contains("postgres://app:***@db:5432/osprey"), "{shown}");
     }
 

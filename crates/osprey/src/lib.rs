@@ -10,6 +10,7 @@
 //! - [`bench_analysis`]: `osprey bench analysis` and `osprey bench emotion-model`.
 //! - [`bench_storage`]: `osprey bench store` and `osprey bench cache`.
 //! - [`bench_telemetry`]: `osprey bench telemetry`.
+//! - [`bench_watch`]: `osprey bench watch`.
 
 pub mod bench;
 pub mod bench_analysis;
@@ -17,6 +18,7 @@ pub mod bench_compare;
 pub mod bench_storage;
 pub mod bench_suite;
 pub mod bench_telemetry;
+pub mod bench_watch;
 pub mod cli;
 pub mod config;
 pub mod models;
@@ -35,6 +37,32 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let log_control = init_tracing(&settings.log.level, &settings.log.format);
             runtime()?.block_on(async {
                 let app = osprey_server::Application::build(settings).await?;
+                let app = match log_control {
+                    Some(control) => app.with_log_control(control),
+                    None => app,
+                };
+                app.run_until_stopped().await
+            })?;
+        }
+        Command::Watch(args) => {
+            let settings = config::load(config_path.as_deref(), &args.flags)?;
+            if settings.watch.is_empty() {
+                anyhow::bail!("the settings define no watch; add a [[watch]] section (docs/watch.md)");
+            }
+            let log_control = init_tracing(&settings.log.level, &settings.log.format);
+            runtime()?.block_on(watch(settings, log_control, args.once))?;
+        }
+        Command::Worker { flags } => {
+            let settings = config::load(config_path.as_deref(), &flags)?;
+            if settings.jobs.backend != osprey_jobs::Backend::Redis {
+                anyhow::bail!(
+                    "`osprey worker` needs a shared queue: set jobs.backend = \"redis\" and jobs.redis_url \
+                     (the in-process queue is served by `osprey serve` itself)"
+                );
+            }
+            let log_control = init_tracing(&settings.log.level, &settings.log.format);
+            runtime()?.block_on(async {
+                let app = osprey_server::Application::build(settings).await?.with_job_worker();
                 let app = match log_control {
                     Some(control) => app.with_log_control(control),
                     None => app,
@@ -61,6 +89,35 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Analyze(args) => return osprey_analyze::run(args),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `osprey watch`: the server with its watches; with `once`, it stops when
+/// every source has finished and prints what each watch did.
+async fn watch(
+    settings: osprey_server::Settings,
+    log_control: Option<osprey_server::state::LogControl>,
+    once: bool,
+) -> anyhow::Result<()> {
+    let app = osprey_server::Application::build(settings).await?.with_watches()?;
+    let app = match log_control {
+        Some(control) => app.with_log_control(control),
+        None => app,
+    };
+    let watches = app.state().watches.clone().context("watches did not start")?;
+    if !once {
+        return app.run_until_stopped().await;
+    }
+    let started = std::time::Instant::now();
+    let stop = async move {
+        tokio::select! {
+            () = osprey_server::shutdown_signal() => {}
+            () = watches.sources_done() => {}
+        }
+        let mut status = watches.status().await;
+        status["elapsed_secs"] = serde_json::json!(started.elapsed().as_secs_f64());
+        println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
+    };
+    app.run_with_shutdown(stop).await
 }
 
 /// `osprey migrate`: opens the configured store (which applies pending

@@ -3,6 +3,9 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{assets_or_skip, pg_url, redis_url, service_or_skip};
+
 fn osprey() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_osprey"));
     c.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
@@ -112,43 +115,10 @@ fn missing_model_keeps_the_server_alive_but_not_ready() {
     assert!(result.contains("looked in") && result.contains("offline"), "{result}");
 }
 
-/// The model and the VADER lexicon the analysis benchmarks need; `None` (a
-/// skip) only outside CI.
-fn bench_assets() -> Option<()> {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-    let ready = ["models/all-MiniLM-L6-v2", "models/vader"].iter().all(|p| std::path::Path::new(root).join(p).is_dir());
-    if !ready {
-        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "model or VADER lexicon missing under CI=true");
-        eprintln!("SKIPPED: model or lexicon missing; run scripts/fetch-models");
-        return None;
-    }
-    Some(())
-}
-
-/// Whether something listens at `url`'s host and port; a skip outside CI when
-/// not, a failure under `CI=true`.
-fn service_or_skip(url: &str) -> Option<()> {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
-    let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    let up = std::net::ToSocketAddrs::to_socket_addrs(authority)
-        .ok()
-        .and_then(|mut a| a.next())
-        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
-    if !up {
-        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{authority} unreachable under CI=true");
-        eprintln!("SKIPPED: nothing listens at {authority}");
-        return None;
-    }
-    Some(())
-}
-
 #[test]
 fn bench_suite_reports_every_category_and_flags_a_regression_against_a_baseline() {
-    let redis = std::env::var("OSPREY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let pg =
-        std::env::var("OSPREY_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    if bench_assets().is_none() || service_or_skip(&redis).is_none() || service_or_skip(&pg).is_none() {
+    let (redis, pg) = (redis_url(), pg_url());
+    if assets_or_skip().is_none() || service_or_skip(&redis).is_none() || service_or_skip(&pg).is_none() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -281,4 +251,73 @@ fn load_html_report_carries_the_analysis() {
     assert!(runs.contains("osprey load"), "the load report comes first");
     assert!(analysis.contains("Performance analysis") && analysis.contains("<h3>Signals</h3>"), "{analysis}");
     assert!(page.trim_end().ends_with("</body></html>"));
+}
+
+/// `osprey watch --once` from a settings file written as users write it
+/// (TOML `[[watch]]` tables, humantime durations): it reads a JSONL file to
+/// its end, prints the counts, and a second run reads nothing again.
+#[test]
+fn watch_once_runs_a_toml_watch_to_the_end_and_resumes_from_its_cursor() {
+    if assets_or_skip().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let posts = dir.path().join("posts.jsonl");
+    let line =
+        |id: &str, title: &str, body: &str| serde_json::json!({"id": id, "title": title, "body": body}).to_string();
+    let lines = [
+        line("1", "The borrow checker rejects my Rust code", "Lifetimes everywhere. Cargo builds are slow too."),
+        line("2", "Slow PostgreSQL query", "The planner ignores my index. What should I check?"),
+        line("3", "My sourdough finally rose", "Rye flour and a long proof. The crust was perfect."),
+        line("4", "The borrow checker rejects my Rust code", "Lifetimes everywhere. Cargo builds are slow too."),
+    ];
+    std::fs::write(&posts, lines.join("\n") + "\n").expect("write posts");
+    let settings = dir.path().join("watch.toml");
+    let toml = format!(
+        r#"[server]
+bind = "127.0.0.1:0"
+data_dir = "{data}"
+drain_delay = "0s"
+
+[[watch]]
+name = "tech"
+threshold = 0.3
+analyses = ["sentiment", "summary"]
+seen_retention = "7days"
+topics = [
+  {{ label = "programming", examples = ["Rust compiler errors", "cargo build"] }},
+  {{ label = "databases", examples = ["slow SQL query", "PostgreSQL index"] }},
+]
+
+[[watch.sources]]
+type = "jsonl"
+name = "inbox"
+path = "{posts}"
+tail = false
+
+[[watch.alerts]]
+type = "log"
+name = "log"
+"#,
+        data = dir.path().join("data").display(),
+        posts = posts.display()
+    );
+    std::fs::write(&settings, toml).expect("write settings");
+    let run = || {
+        let out =
+            osprey().args(["--config", settings.to_str().expect("utf8"), "watch", "--once"]).output().expect("run");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).expect("utf8");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("counts as JSON");
+        v["watches"][0].clone()
+    };
+    let first = run();
+    assert_eq!(
+        (&first["received"], &first["kept"], &first["filtered"], &first["duplicate"]),
+        (&serde_json::json!(4), &serde_json::json!(2), &serde_json::json!(1), &serde_json::json!(1)),
+        "{first}"
+    );
+    assert_eq!(first["cursors"][0]["source"], "inbox", "{first}");
+    let second = run();
+    assert_eq!(second["received"], 0, "resumed after the committed cursor: {second}");
 }
