@@ -15,7 +15,7 @@ use crate::backend::{self, Backend, PaddedBatch};
 use crate::batcher::{self, BatchLimits, Entry, Queue};
 use crate::error::{EngineError, Result};
 use crate::model::{ModelFiles, ModelSource, Pooling};
-use crate::settings::{BackendChoice, BatchingSettings, DeviceChoice, ModelSettings};
+use crate::settings::{BackendChoice, BatchingSettings, DeviceChoice, ModelSettings, Precision};
 use crate::tokenize::{Sequence, TextTokenizer, TokenInfo, Truncation};
 
 /// What is known about a loaded model (served by `/info` and the registry).
@@ -196,7 +196,12 @@ impl Embedder {
             .and_then(|m| m.modified().ok())
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos());
-        let revision = format!("{weight_bytes:x}-{mtime:x}-{pooling}");
+        // Vectors of another precision are not interchangeable: stored
+        // results and topic vectors of the f32 model are not reused by int8.
+        let revision = match settings.precision {
+            Precision::F32 => format!("{weight_bytes:x}-{mtime:x}-{pooling}"),
+            p => format!("{weight_bytes:x}-{mtime:x}-{pooling}-{p}"),
+        };
         let info = ModelInfo {
             id: files.id.clone(),
             path: files.dir.display().to_string(),
@@ -413,18 +418,23 @@ pub fn create_backend(
         spinning: true,
         // A model read through its first token needs no other row from the last layer.
         first_token_only: settings.pooling == Some(crate::model::Pooling::Cls),
+        int8: settings.precision == Precision::Int8,
     };
+    let int8 = settings.precision == Precision::Int8;
     let cuda = |n: usize| -> Result<Box<dyn Backend>> {
         let device = candle_core::Device::new_cuda(n).map_err(|e| EngineError::Device(format!("cuda:{n}: {e}")))?;
         Ok(Box::new(CandleBackend::load(files, config, device)?))
     };
     match (&settings.device, settings.backend) {
+        (_, BackendChoice::Candle) | (DeviceChoice::Cuda(_), _) if int8 => {
+            Err(EngineError::Unsupported("precision int8 runs on the onnxruntime backend on the CPU only".into()))
+        }
         (DeviceChoice::Cuda(n), BackendChoice::Onnxruntime) => Err(EngineError::Device(format!(
             "the onnxruntime backend runs on the CPU only; use --backend candle for cuda:{n}"
         ))),
         (DeviceChoice::Cuda(n), _) => cuda(*n),
         (DeviceChoice::Auto, BackendChoice::Auto | BackendChoice::Candle)
-            if candle_core::utils::cuda_is_available() =>
+            if candle_core::utils::cuda_is_available() && !int8 =>
         {
             cuda(0)
         }
@@ -432,6 +442,7 @@ pub fn create_backend(
         (_, BackendChoice::Candle) => Ok(Box::new(CandleBackend::load(files, config, candle_core::Device::Cpu)?)),
         (_, BackendChoice::Auto) => match OrtBackend::load(files, config, &ort_opts) {
             Ok(b) => Ok(Box::new(b)),
+            Err(e) if int8 => Err(e),
             Err(e) => {
                 tracing::warn!(error = %e, "ONNX Runtime unavailable, falling back to the candle CPU backend");
                 Ok(Box::new(CandleBackend::load(files, config, candle_core::Device::Cpu)?))

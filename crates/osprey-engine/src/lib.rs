@@ -35,5 +35,5 @@ pub use classifier::{softmax, Classifier, Prediction};
 pub use embedder::{normalize, Chunk, EmbedOptions, Embedded, Embedder, ModelInfo};
 pub use error::{EngineError, Result};
 pub use registry::{ModelRegistry, ModelStatus};
-pub use settings::{BackendChoice, BatchingSettings, DeviceChoice, ModelSettings};
+pub use settings::{BackendChoice, BatchingSettings, DeviceChoice, ModelSettings, Precision};
 pub use tokenize::Truncation;

@@ -76,6 +76,39 @@ impl std::str::FromStr for BackendChoice {
     }
 }
 
+/// Arithmetic of the model's projections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// The model's own weights: vectors match sentence-transformers.
+    #[default]
+    F32,
+    /// int8 weights and dynamically quantised activations (ONNX Runtime on
+    /// the CPU only): about twice the throughput, vectors within the
+    /// tolerance stated in `docs/benchmarks.md`.
+    Int8,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "f32" | "fp32" | "float32" => Ok(Self::F32),
+            "int8" | "i8" => Ok(Self::Int8),
+            _ => Err(format!("invalid precision {s:?}: expected f32 or int8")),
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::F32 => "f32",
+            Self::Int8 => "int8",
+        })
+    }
+}
+
 /// Model, device and start-up behaviour.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -95,6 +128,8 @@ pub struct ModelSettings {
     /// Overrides the pooling the model directory declares (classifiers read
     /// the first token's hidden state, so they load with `cls`).
     pub pooling: Option<Pooling>,
+    /// f32, or int8 projections on ONNX Runtime.
+    pub precision: Precision,
 }
 
 impl Default for ModelSettings {
@@ -108,6 +143,7 @@ impl Default for ModelSettings {
             threads: 0,
             ort_library: None,
             pooling: None,
+            precision: Precision::F32,
         }
     }
 }

@@ -23,6 +23,9 @@ pub struct ServeOverrides {
     /// auto, onnxruntime or candle (model.backend).
     #[arg(long)]
     pub backend: Option<String>,
+    /// f32 or int8 (model.precision; int8 needs the onnxruntime backend).
+    #[arg(long)]
+    pub precision: Option<String>,
     /// Data directory (server.data_dir).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -113,6 +116,9 @@ impl ServeOverrides {
         }
         if let Some(v) = &self.backend {
             put("model", "backend", json!(v))
+        }
+        if let Some(v) = &self.precision {
+            put("model", "precision", json!(v))
         }
         if let Some(v) = self.preload {
             put("model", "preload", json!(v))

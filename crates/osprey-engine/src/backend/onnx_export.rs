@@ -15,6 +15,15 @@
 //! Graph inputs (all `int64`, `[batch, seq]`): `input_ids`, `attention_mask`,
 //! `token_type_ids`, `position_ids`. Output: `last_hidden_state`
 //! (`float`, `[batch, seq, hidden]`).
+//!
+//! # int8
+//! With [`ExportOptions::int8`] every projection's weights are stored as
+//! int8 with one scale per output column (symmetric, zero point 0), and its
+//! input is quantised per batch to uint8 at run time (`DynamicQuantizeLinear`):
+//! the attention block becomes `QAttention` and the other three projections
+//! `MatMulInteger` followed by the product of the two scales, the graph ONNX
+//! Runtime's own dynamic quantiser writes and its optimiser fuses. Embedding
+//! tables, layer norms, biases, softmax and activations stay in f32.
 
 use std::collections::HashMap;
 
@@ -146,6 +155,7 @@ mod proto {
 use proto::*;
 
 const FLOAT: i32 = 1;
+const INT8: i32 = 3;
 const INT32: i32 = 6;
 const INT64: i32 = 7;
 const ATTR_FLOAT: i32 = 1;
@@ -174,7 +184,14 @@ impl GraphBuilder {
 
     /// Adds a node with one output and returns the output's name.
     fn node(&mut self, op: &str, domain: &str, inputs: &[&str], attrs: Vec<(&str, Attr)>) -> String {
-        let out = self.fresh(&op.to_lowercase());
+        let mut outs = self.node_n(op, domain, inputs, attrs, 1);
+        outs.pop().unwrap_or_default()
+    }
+
+    /// Adds a node with `n` outputs and returns their names.
+    fn node_n(&mut self, op: &str, domain: &str, inputs: &[&str], attrs: Vec<(&str, Attr)>, n: usize) -> Vec<String> {
+        let base = self.fresh(&op.to_lowercase());
+        let outputs: Vec<String> = (0..n).map(|k| if k == 0 { base.clone() } else { format!("{base}_{k}") }).collect();
         let attribute = attrs
             .into_iter()
             .map(|(name, a)| {
@@ -188,13 +205,13 @@ impl GraphBuilder {
             .collect();
         self.nodes.push(NodeProto {
             input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: vec![out.clone()],
-            name: format!("{out}_node"),
+            output: outputs.clone(),
+            name: format!("{base}_node"),
             op_type: op.to_string(),
             attribute,
             domain: domain.to_string(),
         });
-        out
+        outputs
     }
 
     /// Adds an f32 initializer from `values` with `dims`.
@@ -225,6 +242,18 @@ impl GraphBuilder {
         name
     }
 
+    /// Adds an int8 initializer.
+    fn init_i8(&mut self, hint: &str, dims: &[usize], values: &[i8]) -> String {
+        let name = self.fresh(hint);
+        self.inits.push(TensorProto {
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: INT8,
+            name: name.clone(),
+            raw_data: values.iter().map(|&v| v as u8).collect(),
+        });
+        name
+    }
+
     /// Adds a weight tensor unchanged.
     fn tensor(&mut self, hint: &str, t: &Tensor) -> Result<String> {
         let dims = t.dims().to_vec();
@@ -249,6 +278,87 @@ fn value_info(name: &str, elem_type: i32, dims: &[&str]) -> ValueInfoProto {
     }
 }
 
+/// How [`export_bert_with`] builds the graph.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExportOptions {
+    /// The last layer computes the first token's row only (see [`export_bert_with`]).
+    pub first_token_only: bool,
+    /// Projections in int8 (see the module's documentation).
+    pub int8: bool,
+    /// With `int8`, weights use 7 bits (−63..=63). CPUs without VNNI
+    /// multiply uint8 by int8 with an instruction that saturates at 16 bits
+    /// on pairs of products; 7-bit weights keep every pair in range.
+    pub reduce_range: bool,
+}
+
+/// Symmetric per-column int8 quantisation of a `[rows, cols]` matrix:
+/// the values and one scale per column (`w ≈ q × scale`).
+pub fn quantize_columns(w: &[f32], rows: usize, cols: usize, reduce_range: bool) -> (Vec<i8>, Vec<f32>) {
+    let top: f32 = if reduce_range { 63.0 } else { 127.0 };
+    let mut scales = vec![0f32; cols];
+    for row in w.chunks_exact(cols).take(rows) {
+        for (s, v) in scales.iter_mut().zip(row) {
+            *s = s.max(v.abs());
+        }
+    }
+    for s in &mut scales {
+        // An all-zero column quantises to zeros with any scale.
+        *s = if *s > 0.0 { *s / top } else { 1.0 };
+    }
+    let q = w
+        .chunks_exact(cols)
+        .take(rows)
+        .flat_map(|row| row.iter().zip(&scales).map(|(v, s)| (v / s).round().clamp(-top, top) as i8))
+        .collect();
+    (q, scales)
+}
+
+impl GraphBuilder {
+    /// `x · w` for a `[in, out]` weight: a plain `MatMul` in f32, or with
+    /// `int8` the quantised form (bias not included in either).
+    fn projection(&mut self, hint: &str, x: &str, w: &Tensor, opts: &ExportOptions) -> Result<String> {
+        if !opts.int8 {
+            let w = self.tensor(hint, w)?;
+            return Ok(self.node("MatMul", "", &[x, &w], vec![]));
+        }
+        let (rows, cols) = w.dims2()?;
+        let (q, scales) = quantize_columns(&w.flatten_all()?.to_vec1::<f32>()?, rows, cols, opts.reduce_range);
+        let wq = self.init_i8(&format!("{hint}_q"), &[rows, cols], &q);
+        let ws = self.init(&format!("{hint}_scale"), &[cols], &scales);
+        let xq = self.node_n("DynamicQuantizeLinear", "", &[x], vec![], 3);
+        let (xq, xs, xz) = (&xq[0], &xq[1], &xq[2]);
+        let acc = self.node("MatMulInteger", "", &[xq, &wq, xz], vec![]);
+        let acc = self.node("Cast", "", &[&acc], vec![("to", Attr::I(i64::from(FLOAT)))]);
+        let scale = self.node("Mul", "", &[xs, &ws], vec![]);
+        Ok(self.node("Mul", "", &[&acc, &scale], vec![]))
+    }
+
+    /// Self-attention over `x` with the fused `[hidden, 3 × hidden]` QKV
+    /// weight and its bias: `Attention` in f32, `QAttention` with `int8`.
+    fn attention(
+        &mut self,
+        hint: &str,
+        x: &str,
+        (qkv_w, qkv_b): (&Tensor, &str),
+        mask: &str,
+        heads: i64,
+        opts: &ExportOptions,
+    ) -> Result<String> {
+        let attrs = vec![("num_heads", Attr::I(heads))];
+        if !opts.int8 {
+            let w = self.tensor(hint, qkv_w)?;
+            return Ok(self.node("Attention", MS, &[x, &w, qkv_b, mask], attrs));
+        }
+        let (rows, cols) = qkv_w.dims2()?;
+        let (q, scales) = quantize_columns(&qkv_w.flatten_all()?.to_vec1::<f32>()?, rows, cols, opts.reduce_range);
+        let wq = self.init_i8(&format!("{hint}_q"), &[rows, cols], &q);
+        let ws = self.init(&format!("{hint}_scale"), &[cols], &scales);
+        let xq = self.node_n("DynamicQuantizeLinear", "", &[x], vec![], 3);
+        let (xq, xs, xz) = (&xq[0], &xq[1], &xq[2]);
+        Ok(self.node("QAttention", MS, &[xq, &wq, qkv_b, xs, &ws, mask, xz], attrs))
+    }
+}
+
 /// Transposed copy of a PyTorch `Linear` weight (`[out, in]` → `[in, out]`).
 fn linear_t(t: &Tensor) -> Result<Tensor> {
     Ok(t.t()?.contiguous()?)
@@ -257,10 +367,10 @@ fn linear_t(t: &Tensor) -> Result<Tensor> {
 /// Serialises the encoder described by `config` and `weights` as an ONNX
 /// model (bytes of a `ModelProto`) whose output is every token's hidden state.
 pub fn export_bert(config: &ModelConfig, weights: &HashMap<String, Tensor>) -> Result<Vec<u8>> {
-    export_bert_with(config, weights, false)
+    export_bert_with(config, weights, &ExportOptions::default())
 }
 
-/// Like [`export_bert`]; with `first_token_only`, the last layer computes
+/// Like [`export_bert`], built as `opts` says. With `first_token_only`, the last layer computes
 /// only the first token's row after attention (its keys and values still
 /// come from every token), and the output is `[batch, 1, hidden]`. That is
 /// all `cls` pooling and classification heads read, and it skips the last
@@ -269,8 +379,9 @@ pub fn export_bert(config: &ModelConfig, weights: &HashMap<String, Tensor>) -> R
 pub fn export_bert_with(
     config: &ModelConfig,
     weights: &HashMap<String, Tensor>,
-    first_token_only: bool,
+    opts: &ExportOptions,
 ) -> Result<Vec<u8>> {
+    let first_token_only = opts.first_token_only;
     super::check_supported(config)?;
     let h = config.hidden_size;
     let eps = config.layer_norm_eps as f32;
@@ -320,31 +431,26 @@ pub fn export_bert_with(
             &[get("attention.self.query.bias")?, get("attention.self.key.bias")?, get("attention.self.value.bias")?],
             0,
         )?;
-        let qkv_w = g.tensor(&format!("l{i}_qkv_w"), &qkv_w)?;
         let qkv_b = g.tensor(&format!("l{i}_qkv_b"), &qkv_b)?;
-        let mut attn = g.node(
-            "Attention",
-            MS,
-            &[&x, &qkv_w, &qkv_b, &mask],
-            vec![("num_heads", Attr::I(config.num_attention_heads as i64))],
-        );
+        let heads = config.num_attention_heads as i64;
+        let mut attn = g.attention(&format!("l{i}_qkv_w"), &x, (&qkv_w, &qkv_b), &mask, heads, opts)?;
         if first_token_only && i + 1 == config.num_hidden_layers {
             // From here on only the first token's row: [batch, 1, hidden].
             let first = g.init_i64("first_token", &[1], &[0]);
             attn = g.node("Gather", "", &[&attn, &first], vec![("axis", Attr::I(1))]);
             x = g.node("Gather", "", &[&x, &first], vec![("axis", Attr::I(1))]);
         }
-        let o_w = g.tensor(&format!("l{i}_attn_out_w"), &linear_t(get("attention.output.dense.weight")?)?)?;
+        let o_w = linear_t(get("attention.output.dense.weight")?)?;
         let o_b = g.tensor(&format!("l{i}_attn_out_b"), get("attention.output.dense.bias")?)?;
-        let o = g.node("MatMul", "", &[&attn, &o_w], vec![]);
+        let o = g.projection(&format!("l{i}_attn_out_w"), &attn, &o_w, opts)?;
         let (ln1_g, ln1_b) = ln("attention.output.LayerNorm")?;
         let ln1_g = g.tensor(&format!("l{i}_ln1_g"), ln1_g)?;
         let ln1_b = g.tensor(&format!("l{i}_ln1_b"), ln1_b)?;
         let x1 = g.node("SkipLayerNormalization", MS, &[&o, &x, &ln1_g, &ln1_b, &o_b], vec![("epsilon", Attr::F(eps))]);
 
-        let i_w = g.tensor(&format!("l{i}_ffn_in_w"), &linear_t(get("intermediate.dense.weight")?)?)?;
+        let i_w = linear_t(get("intermediate.dense.weight")?)?;
         let i_b = g.tensor(&format!("l{i}_ffn_in_b"), get("intermediate.dense.bias")?)?;
-        let inter = g.node("MatMul", "", &[&x1, &i_w], vec![]);
+        let inter = g.projection(&format!("l{i}_ffn_in_w"), &x1, &i_w, opts)?;
         let act = match config.hidden_act.as_str() {
             "gelu" => g.node("BiasGelu", MS, &[&inter, &i_b], vec![]),
             "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => g.node("FastGelu", MS, &[&inter, &i_b], vec![]),
@@ -354,9 +460,9 @@ pub fn export_bert_with(
             }
             other => return Err(EngineError::Unsupported(format!("activation {other}"))),
         };
-        let out_w = g.tensor(&format!("l{i}_ffn_out_w"), &linear_t(get("output.dense.weight")?)?)?;
+        let out_w = linear_t(get("output.dense.weight")?)?;
         let out_b = g.tensor(&format!("l{i}_ffn_out_b"), get("output.dense.bias")?)?;
-        let out = g.node("MatMul", "", &[&act, &out_w], vec![]);
+        let out = g.projection(&format!("l{i}_ffn_out_w"), &act, &out_w, opts)?;
         let (ln2_g, ln2_b) = ln("output.LayerNorm")?;
         let ln2_g = g.tensor(&format!("l{i}_ln2_g"), ln2_g)?;
         let ln2_b = g.tensor(&format!("l{i}_ln2_b"), ln2_b)?;
@@ -395,4 +501,31 @@ pub fn export_bert_with(
         }),
     };
     Ok(model.encode_to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_quantisation_round_trips_within_half_a_step() {
+        // 3 rows × 4 columns: mixed signs, a zero column, a tiny column.
+        let w = [0.5, -2.0, 0.0, 1e-6, -0.25, 1.0, 0.0, -3e-6, 0.125, 0.5, 0.0, 2e-6];
+        for (reduce_range, top) in [(false, 127i8), (true, 63i8)] {
+            let (q, scales) = quantize_columns(&w, 3, 4, reduce_range);
+            assert_eq!(q.len(), 12);
+            assert_eq!(scales.len(), 4);
+            for (i, (v, q)) in w.iter().zip(&q).enumerate() {
+                let s = scales[i % 4];
+                assert!((v - f32::from(*q) * s).abs() <= s / 2.0 + f32::EPSILON, "w[{i}] = {v}, q {q}, scale {s}");
+                assert!((-top..=top).contains(q), "w[{i}] quantised to {q} outside ±{top}");
+            }
+            // Each column's largest magnitude maps to the top of the range.
+            assert_eq!(q[1], -top);
+            assert_eq!(q[0], top);
+            assert_eq!(q[7], -top);
+            // The all-zero column stays zero.
+            assert!([q[2], q[6], q[10]].iter().all(|&v| v == 0));
+        }
+    }
 }
