@@ -161,6 +161,12 @@ pub async fn status_of(w: &Watch) -> Value {
         "errors": c.errors.load(Ordering::Relaxed),
         "last_error": w.last_error(),
         "posts_per_sec": if secs > 0.0 { received as f64 / secs } else { 0.0 },
+        // Where the time went: seconds per pipeline stage, summed over batches.
+        "stage_seconds": c
+            .stage_seconds()
+            .into_iter()
+            .map(|(stage, secs)| (stage.to_string(), json!(secs)))
+            .collect::<serde_json::Map<_, _>>(),
         "uptime_secs": secs,
         "cursors": cursors,
         "alerts": w.alerts.status(),
@@ -201,6 +207,7 @@ async fn source_loop(watch: &Watch, config: osprey_watch::SourceConfig, stop: Ca
     }
     let mut backoff = osprey_watch::Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
     loop {
+        let reading = std::time::Instant::now();
         let batch = tokio::select! {
             b = source.poll() => b,
             () = stop.cancelled() => return,
@@ -213,6 +220,7 @@ async fn source_loop(watch: &Watch, config: osprey_watch::SourceConfig, stop: Ca
         }
         let next = batch.next_poll;
         let posts: Vec<_> = batch.posts.into_iter().map(osprey_watch::SourcePost::into_post).collect();
+        watch.stage(pipeline::Stage::Read, reading);
         let mut failed = None;
         if !posts.is_empty() || batch.cursor != committed {
             let size = watch.def.batch_size;

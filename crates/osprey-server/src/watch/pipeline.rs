@@ -84,6 +84,67 @@ pub struct Counters {
     pub invalid: AtomicU64,
     pub batches: AtomicU64,
     pub errors: AtomicU64,
+    /// Nanoseconds spent in each [`Stage`], summed over batches.
+    stage_nanos: [AtomicU64; Stage::ALL.len()],
+}
+
+/// A step of the pipeline whose time is accounted for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Reading and parsing the source (in the source loop).
+    Read,
+    Dedup,
+    Embed,
+    NearDuplicate,
+    Filter,
+    Analyze,
+    Store,
+    Commit,
+    Alert,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 9] = [
+        Stage::Read,
+        Stage::Dedup,
+        Stage::Embed,
+        Stage::NearDuplicate,
+        Stage::Filter,
+        Stage::Analyze,
+        Stage::Store,
+        Stage::Commit,
+        Stage::Alert,
+    ];
+
+    pub fn name(self) -> &'static str {
+        self.labels().0
+    }
+
+    /// The name, and the `stage` label of `osprey_analysis_stage_seconds`.
+    fn labels(self) -> (&'static str, &'static str) {
+        match self {
+            Stage::Read => ("read", "watch_read"),
+            Stage::Dedup => ("dedup", "watch_dedup"),
+            Stage::Embed => ("embed", "watch_embed"),
+            Stage::NearDuplicate => ("near_duplicate", "watch_near_duplicate"),
+            Stage::Filter => ("filter", "watch_filter"),
+            Stage::Analyze => ("analyze", "watch_analyze"),
+            Stage::Store => ("store", "watch_store"),
+            Stage::Commit => ("commit", "watch_commit"),
+            Stage::Alert => ("alert", "watch_alert"),
+        }
+    }
+}
+
+impl Counters {
+    /// Seconds spent in each stage so far, in pipeline order.
+    pub fn stage_seconds(&self) -> Vec<(&'static str, f64)> {
+        Stage::ALL
+            .iter()
+            .zip(&self.stage_nanos)
+            .map(|(s, n)| (s.name(), n.load(Ordering::Relaxed) as f64 / 1e9))
+            .collect()
+    }
 }
 
 /// The embedder and topics, made on the first batch (the model may still
@@ -108,13 +169,14 @@ impl Recent {
     }
 
     /// The most similar recent post at or above `threshold`.
+    #[cfg(test)]
     fn nearest(&self, v: &[f32], threshold: f32) -> Option<(usize, f32)> {
         if self.dim != v.len() {
             return None;
         }
         let mut best: Option<(usize, f32)> = None;
         for (i, row) in self.data.chunks_exact(self.dim).enumerate() {
-            let s: f32 = row.iter().zip(v).map(|(a, b)| a * b).sum();
+            let s = osprey_nlp::topics::dot(row, v);
             if s >= threshold && best.is_none_or(|(_, b)| s > b) {
                 best = Some((i, s));
             }
@@ -122,7 +184,8 @@ impl Recent {
         best
     }
 
-    fn push(&mut self, id: &str, v: &[f32]) {
+    /// Adds `v` and returns its slot.
+    fn push(&mut self, id: &str, v: &[f32]) -> usize {
         if self.dim != v.len() {
             // First vector, or a new model: start over.
             *self = Self { dim: v.len(), ..Self::new(self.capacity) };
@@ -130,13 +193,76 @@ impl Recent {
         if self.ids.len() < self.capacity {
             self.data.extend_from_slice(v);
             self.ids.push(id.to_string());
+            self.ids.len() - 1
         } else {
             let at = self.next;
             self.data[at * self.dim..(at + 1) * self.dim].copy_from_slice(v);
             self.ids[at] = id.to_string();
             self.next = (at + 1) % self.capacity;
+            at
         }
     }
+
+    /// For each of `vectors` in order: the most similar earlier post at or
+    /// above `threshold` (in the ring, or earlier in this batch), or `None`,
+    /// and then the vector joins the ring. The same answers as `nearest`
+    /// then `push` post by post, but the similarities come from two matrix
+    /// products (batch × ring, batch × batch) instead of one scan per post.
+    fn scan(&mut self, ids: &[String], vectors: &[Vec<f32>], threshold: f32) -> Vec<Option<(String, f32)>> {
+        let Some(dim) = vectors.first().map(Vec::len) else { return Vec::new() };
+        if self.dim != dim {
+            *self = Self { dim, ..Self::new(self.capacity) };
+        }
+        let batch: Vec<f32> = vectors.iter().flatten().copied().collect();
+        let (n, ring) = (vectors.len(), self.ids.len());
+        let to_ring = similarities(&batch, n, &self.data, ring, dim);
+        let within = similarities(&batch, n, &batch, n, dim);
+        // Slots written by this batch, with the batch position now in them.
+        let mut owner: Vec<Option<usize>> = vec![None; ring];
+        let mut out = Vec::with_capacity(n);
+        for (i, (id, v)) in ids.iter().zip(vectors).enumerate() {
+            let mut best: Option<(usize, f32)> = None;
+            for (slot, o) in owner.iter().enumerate() {
+                let s = match o {
+                    Some(k) => within[i * n + k],
+                    None => to_ring[i * ring + slot],
+                };
+                if s >= threshold && best.is_none_or(|(_, b)| s > b) {
+                    best = Some((slot, s));
+                }
+            }
+            match best {
+                Some((slot, s)) => out.push(Some((self.ids[slot].clone(), s))),
+                None => {
+                    let slot = self.push(id, v);
+                    match owner.get_mut(slot) {
+                        Some(o) => *o = Some(i),
+                        None => owner.push(Some(i)),
+                    }
+                    out.push(None);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `a · bᵀ` for row-major `[rows_a, dim]` and `[rows_b, dim]` matrices,
+/// row-major `[rows_a, rows_b]`, through candle's SIMD matrix product.
+fn similarities(a: &[f32], rows_a: usize, b: &[f32], rows_b: usize, dim: usize) -> Vec<f32> {
+    if rows_a == 0 || rows_b == 0 || dim == 0 {
+        return Vec::new();
+    }
+    let product = || -> candle_core::Result<Vec<f32>> {
+        let dev = &candle_core::Device::Cpu;
+        let ta = candle_core::Tensor::from_slice(a, (rows_a, dim), dev)?;
+        let tb = candle_core::Tensor::from_slice(b, (rows_b, dim), dev)?;
+        ta.matmul(&tb.t()?)?.flatten_all()?.to_vec1::<f32>()
+    };
+    // Shapes are checked above; should candle still refuse, scan row by row.
+    product().unwrap_or_else(|_| {
+        a.chunks_exact(dim).flat_map(|x| b.chunks_exact(dim).map(move |y| osprey_nlp::topics::dot(x, y))).collect()
+    })
 }
 
 /// What a batch did, for the source loop and `/v1/ingest`.
@@ -214,6 +340,13 @@ impl Watch {
 
     pub fn name(&self) -> &str {
         &self.def.name
+    }
+
+    /// Accounts `stage` as having run from `started` until now.
+    pub fn stage(&self, stage: Stage, started: Instant) {
+        // Declaration order is `Stage::ALL`'s order.
+        self.counters.stage_nanos[stage as usize].fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        crate::analysis::stage(stage.labels().1, started);
     }
 
     fn needs_embeddings(&self) -> bool {
@@ -334,7 +467,7 @@ impl Watch {
                 fresh.push(slot);
             }
         }
-        crate::analysis::stage("watch_dedup", started);
+        self.stage(Stage::Dedup, started);
 
         // 2-4. Embed, near-duplicates, topics.
         let prepared = self.prepared().await?;
@@ -344,7 +477,7 @@ impl Watch {
             let t = Instant::now();
             let texts: Vec<String> = fresh.iter().map(|&s| head(&posts[s], self.def.head_chars)).collect();
             let vectors = self.analyzer.embed_heads(embedder, texts).await?;
-            crate::analysis::stage("watch_embed", t);
+            self.stage(Stage::Embed, t);
             let t = Instant::now();
             let near = if self.def.near_duplicate > 0.0 {
                 let recent = Arc::clone(&self.recent);
@@ -352,24 +485,14 @@ impl Watch {
                 let ids: Vec<String> = fresh.iter().map(|&s| posts[s].id.clone()).collect();
                 let vs = vectors.clone();
                 tokio::task::spawn_blocking(move || {
-                    let mut r = recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    ids.iter()
-                        .zip(&vs)
-                        .map(|(id, v)| {
-                            let hit = r.nearest(v, threshold).map(|(i, s)| (r.ids[i].clone(), s));
-                            if hit.is_none() {
-                                r.push(id, v);
-                            }
-                            hit
-                        })
-                        .collect::<Vec<_>>()
+                    recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner).scan(&ids, &vs, threshold)
                 })
                 .await
                 .map_err(|e| ApiError::new(osprey_types::error::ErrorCode::Internal, e.to_string()))?
             } else {
                 vec![None; fresh.len()]
             };
-            crate::analysis::stage("watch_near_duplicate", t);
+            self.stage(Stage::NearDuplicate, t);
             let t = Instant::now();
             kept.clear();
             for ((&slot, v), hit) in fresh.iter().zip(&vectors).zip(near) {
@@ -402,7 +525,7 @@ impl Watch {
                     None => kept.push(slot),
                 }
             }
-            crate::analysis::stage("watch_filter", t);
+            self.stage(Stage::Filter, t);
         }
 
         // 5. Analyse and store what is kept.
@@ -416,13 +539,13 @@ impl Watch {
         } else {
             self.analyzer.analyze_kept(batch, &self.spec, prepared.topics.as_ref()).await?
         };
-        crate::analysis::stage("watch_analyze", t);
+        self.stage(Stage::Analyze, t);
         if let Some(store) = &self.store {
             let t = Instant::now();
             store.flush().await.map_err(|e| {
                 ApiError::new(osprey_types::error::ErrorCode::NotReady, format!("storing the batch failed: {e}"))
             })?;
-            crate::analysis::stage("watch_store", t);
+            self.stage(Stage::Store, t);
         }
         let mut stored: Vec<(usize, PostAnalysis)> = Vec::new();
         for (&slot, r) in kept.iter().zip(results) {
@@ -453,7 +576,7 @@ impl Watch {
             .into_iter()
             .collect();
         self.commit_seen(source, cursor, stored.len() as u64, &committed).await?;
-        crate::analysis::stage("watch_commit", t);
+        self.stage(Stage::Commit, t);
 
         // Counts.
         let outcomes: Vec<PostOutcome> = outcomes.into_iter().flatten().collect();
@@ -484,7 +607,7 @@ impl Watch {
         // 7. Alerts.
         let t = Instant::now();
         self.alert(&posts, &stored).await;
-        crate::analysis::stage("watch_alert", t);
+        self.stage(Stage::Alert, t);
         report.posts = outcomes;
         Ok(report)
     }
@@ -647,5 +770,52 @@ mod tests {
         // Another dimension starts over.
         r.push("d", &unit(&[1.0, 0.0, 0.0]));
         assert_eq!(r.ids, ["d"]);
+    }
+
+    #[test]
+    fn batch_scan_answers_as_post_by_post_does() {
+        // Unit vectors in 24 dimensions, a third of them copies or near
+        // copies of earlier ones; a ring of 5 so it wraps within batches.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        };
+        let mut vectors: Vec<Vec<f32>> = Vec::new();
+        for i in 0..60usize {
+            let v: Vec<f32> = if i % 3 == 2 {
+                let of = &vectors[(i - 1).saturating_sub(i % 4)];
+                of.iter().map(|x| x + 0.01 * next()).collect()
+            } else {
+                (0..24).map(|_| next()).collect()
+            };
+            vectors.push(unit(&v));
+        }
+        let ids: Vec<String> = (0..vectors.len()).map(|i| format!("p{i}")).collect();
+        let (mut one_by_one, mut batched) = (Recent::new(5), Recent::new(5));
+        let mut want = Vec::new();
+        for (id, v) in ids.iter().zip(&vectors) {
+            let hit = one_by_one.nearest(v, 0.9).map(|(i, s)| (one_by_one.ids[i].clone(), s));
+            if hit.is_none() {
+                one_by_one.push(id, v);
+            }
+            want.push(hit);
+        }
+        let mut got = Vec::new();
+        for (ids, vs) in ids.chunks(7).zip(vectors.chunks(7)) {
+            got.extend(batched.scan(ids, vs, 0.9));
+        }
+        assert!(want.iter().filter(|h| h.is_some()).count() >= 10, "the data must hold near copies");
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g.as_ref().map(|h| &h.0), w.as_ref().map(|h| &h.0), "post {i}");
+            if let (Some(g), Some(w)) = (g, w) {
+                assert!((g.1 - w.1).abs() < 1e-5, "post {i}: {} vs {}", g.1, w.1);
+            }
+        }
+        assert_eq!(batched.ids, one_by_one.ids);
+        assert_eq!(batched.next, one_by_one.next);
     }
 }
