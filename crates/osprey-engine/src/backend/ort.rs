@@ -285,15 +285,20 @@ mod tests {
         check("roberta", "gelu", serde_json::json!({"pad_token_id": 1}), false);
     }
 
+    /// Tiny GELU BERT and RoBERTa configurations, with their names.
+    fn bert_and_roberta() -> [(&'static str, ModelConfig); 2] {
+        [
+            ("bert", tiny_config("bert", "gelu", serde_json::json!({}))),
+            ("roberta", tiny_config("roberta", "gelu", serde_json::json!({"pad_token_id": 1}))),
+        ]
+    }
+
     #[test]
     fn first_token_graph_gives_the_full_graphs_cls_vectors() {
         if !runtime_available() {
             return;
         }
-        for (model_type, extra) in
-            [("bert", serde_json::json!({})), ("roberta", serde_json::json!({"pad_token_id": 1}))]
-        {
-            let cfg = tiny_config(model_type, "gelu", extra);
+        for (model_type, cfg) in bert_and_roberta() {
             let weights = tiny_weights(true);
             let batch = batch_of(&tiny_sequences());
             let mut full = OrtBackend::load_from_weights(&weights, &cfg, &OrtOptions::default(), "tiny").expect("load");
@@ -321,10 +326,7 @@ mod tests {
         if !runtime_available() {
             return;
         }
-        for (model_type, extra) in
-            [("bert", serde_json::json!({})), ("roberta", serde_json::json!({"pad_token_id": 1}))]
-        {
-            let cfg = tiny_config(model_type, "gelu", extra);
+        for (model_type, cfg) in bert_and_roberta() {
             let weights = tiny_weights(true);
             let seqs = tiny_sequences();
             let batch = batch_of(&seqs);

@@ -776,13 +776,8 @@ mod tests {
     fn batch_scan_answers_as_post_by_post_does() {
         // Unit vectors in 24 dimensions, a third of them copies or near
         // copies of earlier ones; a ring of 5 so it wraps within batches.
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        };
+        let mut rng = fastrand::Rng::with_seed(0x2545_f491);
+        let mut next = move || rng.f32() - 0.5;
         let mut vectors: Vec<Vec<f32>> = Vec::new();
         for i in 0..60usize {
             let v: Vec<f32> = if i % 3 == 2 {
