@@ -57,16 +57,22 @@ pub struct Kept {
     pub topic: Option<TopicMatch>,
 }
 
-/// The text a watch embeds for a post: the title, a blank line and the
-/// body, cut at `chars` characters (on a character boundary).
-pub fn head(post: &Post, chars: usize) -> String {
-    let full = if post.body.is_empty() {
+/// A post's whole text as a watch reads it: the title, a blank line and
+/// the body.
+pub fn whole_text(post: &Post) -> String {
+    if post.body.is_empty() {
         post.title.clone()
     } else if post.title.is_empty() {
         post.body.clone()
     } else {
         format!("{}\n\n{}", post.title, post.body)
-    };
+    }
+}
+
+/// The text a watch embeds for a post: the title, a blank line and the
+/// body, cut at `chars` characters (on a character boundary).
+pub fn head(post: &Post, chars: usize) -> String {
+    let full = whole_text(post);
     match full.char_indices().nth(chars) {
         Some((cut, _)) => full[..cut].to_string(),
         None => full,

@@ -32,7 +32,7 @@ use super::alerts::{Alert, Alerter};
 use super::digest::{Digest, DigestEntry};
 use super::settings::{AlertKind, WatchDefinition};
 use super::trend::Trend;
-use crate::analysis::watched::{head, Kept, TopicFilter, WatchAnalysis};
+use crate::analysis::watched::{head, whole_text, Kept, TopicFilter, WatchAnalysis};
 use crate::analysis::Analyzer;
 use crate::error::{ApiError, ApiResult};
 
@@ -154,18 +154,68 @@ struct Prepared {
     topics: Option<TopicFilter>,
 }
 
-/// Recent posts' unit vectors, oldest overwritten first.
+/// A post's whole text as the near-duplicate check compares it.
+#[derive(Debug, Clone, PartialEq)]
+struct Words {
+    /// The text was longer than the head its vector was made from.
+    cut: bool,
+    /// Hashes of its lower-cased word triples, sorted, each once.
+    triples: Vec<u64>,
+}
+
+impl Words {
+    fn of(text: &str, cut: bool) -> Self {
+        let words: Vec<String> =
+            text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect();
+        let hash = |w: &[String]| xxhash_rust::xxh3::xxh3_64(w.join(" ").as_bytes());
+        let mut triples: Vec<u64> =
+            if words.len() < 3 { vec![hash(&words)] } else { words.windows(3).map(hash).collect() };
+        triples.sort_unstable();
+        triples.dedup();
+        Self { cut, triples }
+    }
+
+    /// Shared triples over the triples of either (Jaccard).
+    fn overlap(&self, other: &Words) -> f32 {
+        let (mut i, mut j, mut shared) = (0, 0, 0usize);
+        while i < self.triples.len() && j < other.triples.len() {
+            match self.triples[i].cmp(&other.triples[j]) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Greater => j += 1,
+                std::cmp::Ordering::Equal => (i, j, shared) = (i + 1, j + 1, shared + 1),
+            }
+        }
+        let union = self.triples.len() + other.triples.len() - shared;
+        if union == 0 {
+            1.0
+        } else {
+            shared as f32 / union as f32
+        }
+    }
+}
+
+/// Whether two posts whose vectors are alike are near-duplicates: yes when
+/// both vectors saw the whole text, else when their words overlap enough.
+fn confirmed(a: Option<&Words>, b: Option<&Words>, min_overlap: f32) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) if a.cut || b.cut => a.overlap(b) >= min_overlap,
+        _ => true,
+    }
+}
+
+/// Recent posts' unit vectors (and words), oldest overwritten first.
 struct Recent {
     dim: usize,
     capacity: usize,
     data: Vec<f32>,
     ids: Vec<String>,
+    words: Vec<Option<Arc<Words>>>,
     next: usize,
 }
 
 impl Recent {
     fn new(capacity: usize) -> Self {
-        Self { dim: 0, capacity, data: Vec::new(), ids: Vec::new(), next: 0 }
+        Self { dim: 0, capacity, data: Vec::new(), ids: Vec::new(), words: Vec::new(), next: 0 }
     }
 
     /// The most similar recent post at or above `threshold`.
@@ -184,8 +234,8 @@ impl Recent {
         best
     }
 
-    /// Adds `v` and returns its slot.
-    fn push(&mut self, id: &str, v: &[f32]) -> usize {
+    /// Adds `v` (with the post's words, if kept) and returns its slot.
+    fn push(&mut self, id: &str, v: &[f32], words: Option<Arc<Words>>) -> usize {
         if self.dim != v.len() {
             // First vector, or a new model: start over.
             *self = Self { dim: v.len(), ..Self::new(self.capacity) };
@@ -193,22 +243,33 @@ impl Recent {
         if self.ids.len() < self.capacity {
             self.data.extend_from_slice(v);
             self.ids.push(id.to_string());
+            self.words.push(words);
             self.ids.len() - 1
         } else {
             let at = self.next;
             self.data[at * self.dim..(at + 1) * self.dim].copy_from_slice(v);
             self.ids[at] = id.to_string();
+            self.words[at] = words;
             self.next = (at + 1) % self.capacity;
             at
         }
     }
 
     /// For each of `vectors` in order: the most similar earlier post at or
-    /// above `threshold` (in the ring, or earlier in this batch), or `None`,
-    /// and then the vector joins the ring. The same answers as `nearest`
-    /// then `push` post by post, but the similarities come from two matrix
-    /// products (batch × ring, batch × batch) instead of one scan per post.
-    fn scan(&mut self, ids: &[String], vectors: &[Vec<f32>], threshold: f32) -> Vec<Option<(String, f32)>> {
+    /// above `threshold` (in the ring, or earlier in this batch) that
+    /// [`confirmed`] accepts given `words` (one per vector), or `None`, and
+    /// then the vector joins the ring. Without words, the same answers as
+    /// `nearest` then `push` post by post, but the similarities come from
+    /// two matrix products (batch × ring, batch × batch) instead of one scan
+    /// per post.
+    fn scan(
+        &mut self,
+        ids: &[String],
+        vectors: &[Vec<f32>],
+        words: &[Option<Arc<Words>>],
+        threshold: f32,
+        min_overlap: f32,
+    ) -> Vec<Option<(String, f32)>> {
         let Some(dim) = vectors.first().map(Vec::len) else { return Vec::new() };
         if self.dim != dim {
             *self = Self { dim, ..Self::new(self.capacity) };
@@ -221,20 +282,25 @@ impl Recent {
         let mut owner: Vec<Option<usize>> = vec![None; ring];
         let mut out = Vec::with_capacity(n);
         for (i, (id, v)) in ids.iter().zip(vectors).enumerate() {
-            let mut best: Option<(usize, f32)> = None;
-            for (slot, o) in owner.iter().enumerate() {
-                let s = match o {
-                    Some(k) => within[i * n + k],
-                    None => to_ring[i * ring + slot],
-                };
-                if s >= threshold && best.is_none_or(|(_, b)| s > b) {
-                    best = Some((slot, s));
-                }
-            }
+            let mine = words.get(i).cloned().flatten();
+            // Alike vectors, most similar first (the earlier slot on a tie).
+            let mut alike: Vec<(usize, f32)> = owner
+                .iter()
+                .enumerate()
+                .map(|(slot, o)| match o {
+                    Some(k) => (slot, within[i * n + k]),
+                    None => (slot, to_ring[i * ring + slot]),
+                })
+                .filter(|(_, s)| *s >= threshold)
+                .collect();
+            alike.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let best = alike
+                .into_iter()
+                .find(|(slot, _)| confirmed(mine.as_deref(), self.words[*slot].as_deref(), min_overlap));
             match best {
                 Some((slot, s)) => out.push(Some((self.ids[slot].clone(), s))),
                 None => {
-                    let slot = self.push(id, v);
+                    let slot = self.push(id, v, mine);
                     match owner.get_mut(slot) {
                         Some(o) => *o = Some(i),
                         None => owner.push(Some(i)),
@@ -476,16 +542,38 @@ impl Watch {
         if let Some(embedder) = &prepared.embedder {
             let t = Instant::now();
             let texts: Vec<String> = fresh.iter().map(|&s| head(&posts[s], self.def.head_chars)).collect();
-            let vectors = self.analyzer.embed_heads(embedder, texts).await?;
+            let vectors = self.analyzer.embed_heads(embedder, texts.clone()).await?;
             self.stage(Stage::Embed, t);
             let t = Instant::now();
             let near = if self.def.near_duplicate > 0.0 {
                 let recent = Arc::clone(&self.recent);
-                let threshold = self.def.near_duplicate;
+                let (threshold, min_overlap) = (self.def.near_duplicate, self.def.near_duplicate_overlap);
                 let ids: Vec<String> = fresh.iter().map(|&s| posts[s].id.clone()).collect();
                 let vs = vectors.clone();
+                // Whole texts, and whether the head cut them, when words confirm.
+                let wholes: Vec<(String, bool)> = if min_overlap > 0.0 {
+                    fresh
+                        .iter()
+                        .zip(&texts)
+                        .map(|(&s, head)| {
+                            let whole = whole_text(&posts[s]);
+                            let cut = whole.len() > head.len();
+                            (whole, cut)
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 tokio::task::spawn_blocking(move || {
-                    recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner).scan(&ids, &vs, threshold)
+                    let words: Vec<Option<Arc<Words>>> =
+                        wholes.iter().map(|(text, cut)| Some(Arc::new(Words::of(text, *cut)))).collect();
+                    recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner).scan(
+                        &ids,
+                        &vs,
+                        &words,
+                        threshold,
+                        min_overlap,
+                    )
                 })
                 .await
                 .map_err(|e| ApiError::new(osprey_types::error::ErrorCode::Internal, e.to_string()))?
@@ -757,18 +845,18 @@ mod tests {
     #[test]
     fn recent_finds_the_nearest_above_the_threshold_and_wraps() {
         let mut r = Recent::new(2);
-        r.push("a", &unit(&[1.0, 0.0]));
-        r.push("b", &unit(&[0.0, 1.0]));
+        r.push("a", &unit(&[1.0, 0.0]), None);
+        r.push("b", &unit(&[0.0, 1.0]), None);
         let (i, s) = r.nearest(&unit(&[1.0, 0.1]), 0.9).expect("near a");
         assert_eq!(r.ids[i], "a");
         assert!(s > 0.99);
         assert!(r.nearest(&unit(&[1.0, 1.0]), 0.9).is_none());
         // A third vector overwrites the oldest.
-        r.push("c", &unit(&[-1.0, 0.0]));
+        r.push("c", &unit(&[-1.0, 0.0]), None);
         assert!(r.nearest(&unit(&[1.0, 0.0]), 0.9).is_none());
         assert_eq!(r.nearest(&unit(&[-1.0, 0.0]), 0.9).map(|(i, _)| r.ids[i].as_str()), Some("c"));
         // Another dimension starts over.
-        r.push("d", &unit(&[1.0, 0.0, 0.0]));
+        r.push("d", &unit(&[1.0, 0.0, 0.0]), None);
         assert_eq!(r.ids, ["d"]);
     }
 
@@ -794,13 +882,13 @@ mod tests {
         for (id, v) in ids.iter().zip(&vectors) {
             let hit = one_by_one.nearest(v, 0.9).map(|(i, s)| (one_by_one.ids[i].clone(), s));
             if hit.is_none() {
-                one_by_one.push(id, v);
+                one_by_one.push(id, v, None);
             }
             want.push(hit);
         }
         let mut got = Vec::new();
         for (ids, vs) in ids.chunks(7).zip(vectors.chunks(7)) {
-            got.extend(batched.scan(ids, vs, 0.9));
+            got.extend(batched.scan(ids, vs, &[], 0.9, 0.5));
         }
         assert!(want.iter().filter(|h| h.is_some()).count() >= 10, "the data must hold near copies");
         assert_eq!(got.len(), want.len());
@@ -812,5 +900,36 @@ mod tests {
         }
         assert_eq!(batched.ids, one_by_one.ids);
         assert_eq!(batched.next, one_by_one.next);
+    }
+
+    #[test]
+    fn word_overlap_confirms_alike_heads_only_when_the_texts_agree() {
+        let title = "Help: the borrow checker rejects my iterator";
+        let a = Words::of(&format!("{title}\n\nI collect into a Vec and then call iter_mut on it twice."), true);
+        let edited = Words::of(&format!("{title}\n\nI collect into a Vec and then call iter_mut on it twice!!"), true);
+        let other =
+            Words::of(&format!("{title}\n\nMy lifetimes look fine but the closure borrows self mutably."), true);
+        assert!((a.overlap(&a) - 1.0).abs() < f32::EPSILON);
+        assert!(a.overlap(&edited) > 0.9, "punctuation does not count: {}", a.overlap(&edited));
+        assert!(a.overlap(&other) < 0.5, "a shared title alone is not enough: {}", a.overlap(&other));
+        assert!(confirmed(Some(&a), Some(&edited), 0.5));
+        assert!(!confirmed(Some(&a), Some(&other), 0.5));
+        // Vectors that saw both whole texts are trusted; so is a missing side.
+        let whole = Words { cut: false, ..other.clone() };
+        let whole_a = Words { cut: false, ..a.clone() };
+        assert!(confirmed(Some(&whole_a), Some(&whole), 0.5));
+        assert!(confirmed(Some(&a), None, 0.5));
+
+        // In a scan: three posts with one head vector; the second shares only
+        // the title and is kept, the third is a light edit of the first.
+        let v = unit(&[1.0, 0.0, 0.0]);
+        let mut r = Recent::new(8);
+        let ids: Vec<String> = ["a", "other", "edited"].map(String::from).to_vec();
+        let words = [Some(Arc::new(a)), Some(Arc::new(other)), Some(Arc::new(edited))];
+        let hits = r.scan(&ids, &[v.clone(), v.clone(), v], &words, 0.95, 0.5);
+        assert_eq!(hits[0], None);
+        assert_eq!(hits[1], None, "same title, another question");
+        assert_eq!(hits[2].as_ref().map(|h| h.0.as_str()), Some("a"));
+        assert_eq!(r.ids, ["a", "other"]);
     }
 }

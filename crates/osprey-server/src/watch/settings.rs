@@ -51,6 +51,12 @@ pub struct WatchDefinition {
     /// How many recent posts a new one is compared with.
     #[serde(default = "default_near_duplicate_window")]
     pub near_duplicate_window: usize,
+    /// When either post is longer than `head_chars`, its vector saw only its
+    /// head: a near-duplicate is then confirmed only if the word overlap of
+    /// the two whole texts (Jaccard over word triples) is at least this.
+    /// 0 trusts the vectors alone.
+    #[serde(default = "default_near_duplicate_overlap")]
+    pub near_duplicate_overlap: f32,
     /// Characters of title and body embedded per post (for near-duplicates
     /// and topics).
     #[serde(default = "default_head_chars")]
@@ -87,6 +93,9 @@ fn default_near_duplicate() -> f32 {
 }
 fn default_near_duplicate_window() -> usize {
     2048
+}
+fn default_near_duplicate_overlap() -> f32 {
+    0.5
 }
 fn default_head_chars() -> usize {
     512
@@ -277,6 +286,9 @@ impl WatchDefinition {
         if self.near_duplicate > 0.0 && !(1..=100_000).contains(&self.near_duplicate_window) {
             return Err(format!("watch {w}: `near_duplicate_window` must be 1 to 100000"));
         }
+        if !(0.0..=1.0).contains(&self.near_duplicate_overlap) {
+            return Err(format!("watch {w}: `near_duplicate_overlap` must be within [0, 1] (0: vectors alone)"));
+        }
         if !(16..=100_000).contains(&self.head_chars) {
             return Err(format!("watch {w}: `head_chars` must be 16 to 100000"));
         }
@@ -351,4 +363,35 @@ pub fn validate_all(defs: &[WatchDefinition]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def(extra: serde_json::Value) -> WatchDefinition {
+        let mut v = serde_json::json!({"name": "w", "push": true});
+        if let (Some(base), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
+            base.extend(extra.clone());
+        }
+        serde_json::from_value(v).expect("watch definition")
+    }
+
+    #[test]
+    fn near_duplicate_settings_are_checked() {
+        let d = def(serde_json::json!({}));
+        assert!(d.validate().is_ok());
+        assert_eq!((d.near_duplicate, d.near_duplicate_overlap, d.head_chars), (0.95, 0.5, 512));
+        assert!(def(serde_json::json!({"near_duplicate_overlap": 0.0})).validate().is_ok());
+        for bad in [
+            serde_json::json!({"near_duplicate_overlap": 1.5}),
+            serde_json::json!({"near_duplicate_overlap": -0.1}),
+            serde_json::json!({"near_duplicate": 1.2}),
+            serde_json::json!({"head_chars": 8}),
+        ] {
+            let err = def(bad.clone()).validate().expect_err("refused");
+            let key = bad.as_object().and_then(|m| m.keys().next().cloned()).unwrap_or_default();
+            assert!(err.contains(&format!("`{key}`")), "{bad}: {err}");
+        }
+    }
 }

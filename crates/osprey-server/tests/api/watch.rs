@@ -206,6 +206,42 @@ async fn a_jsonl_watch_keeps_on_topic_posts_stores_them_alerts_and_resumes_after
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_head_drops_a_repost_but_not_a_new_question_under_the_same_title() {
+    let Some(model) = model_dir() else { return };
+    let dir = temp_dir("watch-short-head");
+    let file = dir.join("posts.jsonl");
+    let title = "Borrow checker question";
+    let first = "I collect the rows into a Vec and then call iter_mut on it twice in one loop.";
+    let lines = [
+        post("q1", title, first),
+        post("q2", title, "Why does my closure borrow self mutably when it only reads a field of the struct?"),
+        post("q3", title, &first.replace("twice in one loop", "twice within one loop")),
+    ]
+    .concat();
+    std::fs::write(&file, lines).expect("watch test step");
+    let watch = json!({
+        "name": "short",
+        "sources": [{"type": "jsonl", "name": "inbox", "path": file, "tail": false}],
+        // 24 characters: every vector sees the title alone.
+        "head_chars": 24,
+        "near_duplicate": 0.9,
+        "analyses": ["sentiment"],
+    });
+    let status = run_once(watch_settings(&model, &dir.join("data"), watch.clone())).await;
+    assert_eq!(status["received"], 3, "{status}");
+    assert_eq!(status["near_duplicate"], 1, "the light edit q3 is the repost: {status}");
+    assert_eq!(status["kept"], 2, "q2 asks something else under the same title: {status}");
+
+    // With the vectors alone, the shared title makes all three alike.
+    let mut alone = watch;
+    alone["name"] = json!("alone");
+    alone["near_duplicate_overlap"] = json!(0.0);
+    let status = run_once(watch_settings(&model, &dir.join("data-alone"), alone)).await;
+    assert_eq!(status["near_duplicate"], 2, "{status}");
+    assert_eq!(status["kept"], 1, "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_retry_with_the_same_key_and_dead_letter_after_max_attempts() {
     let Some(model) = model_dir() else { return };
     let flaky = hook(2).await;
