@@ -314,6 +314,21 @@ pub fn quantize_columns(w: &[f32], rows: usize, cols: usize, reduce_range: bool)
 }
 
 impl GraphBuilder {
+    /// What an int8 product of `x` and the `[in, out]` weight `w` reads: the
+    /// int8 weight and its column scales (initializers), and `x` quantised
+    /// at run time with its scale and zero point.
+    fn int8_operands(&mut self, hint: &str, x: &str, w: &Tensor, opts: &ExportOptions) -> Result<[String; 5]> {
+        let (rows, cols) = w.dims2()?;
+        let (q, scales) = quantize_columns(&w.flatten_all()?.to_vec1::<f32>()?, rows, cols, opts.reduce_range);
+        let wq = self.init_i8(&format!("{hint}_q"), &[rows, cols], &q);
+        let ws = self.init(&format!("{hint}_scale"), &[cols], &scales);
+        let [xq, xs, xz]: [String; 3] = self
+            .node_n("DynamicQuantizeLinear", "", &[x], vec![], 3)
+            .try_into()
+            .map_err(|_| EngineError::Backend("DynamicQuantizeLinear has three outputs".into()))?;
+        Ok([wq, ws, xq, xs, xz])
+    }
+
     /// `x · w` for a `[in, out]` weight: a plain `MatMul` in f32, or with
     /// `int8` the quantised form (bias not included in either).
     fn projection(&mut self, hint: &str, x: &str, w: &Tensor, opts: &ExportOptions) -> Result<String> {
@@ -321,15 +336,10 @@ impl GraphBuilder {
             let w = self.tensor(hint, w)?;
             return Ok(self.node("MatMul", "", &[x, &w], vec![]));
         }
-        let (rows, cols) = w.dims2()?;
-        let (q, scales) = quantize_columns(&w.flatten_all()?.to_vec1::<f32>()?, rows, cols, opts.reduce_range);
-        let wq = self.init_i8(&format!("{hint}_q"), &[rows, cols], &q);
-        let ws = self.init(&format!("{hint}_scale"), &[cols], &scales);
-        let xq = self.node_n("DynamicQuantizeLinear", "", &[x], vec![], 3);
-        let (xq, xs, xz) = (&xq[0], &xq[1], &xq[2]);
-        let acc = self.node("MatMulInteger", "", &[xq, &wq, xz], vec![]);
+        let [wq, ws, xq, xs, xz] = &self.int8_operands(hint, x, w, opts)?;
+        let acc = self.node("MatMulInteger", "", &[xq, wq, xz], vec![]);
         let acc = self.node("Cast", "", &[&acc], vec![("to", Attr::I(i64::from(FLOAT)))]);
-        let scale = self.node("Mul", "", &[xs, &ws], vec![]);
+        let scale = self.node("Mul", "", &[xs, ws], vec![]);
         Ok(self.node("Mul", "", &[&acc, &scale], vec![]))
     }
 
@@ -349,13 +359,8 @@ impl GraphBuilder {
             let w = self.tensor(hint, qkv_w)?;
             return Ok(self.node("Attention", MS, &[x, &w, qkv_b, mask], attrs));
         }
-        let (rows, cols) = qkv_w.dims2()?;
-        let (q, scales) = quantize_columns(&qkv_w.flatten_all()?.to_vec1::<f32>()?, rows, cols, opts.reduce_range);
-        let wq = self.init_i8(&format!("{hint}_q"), &[rows, cols], &q);
-        let ws = self.init(&format!("{hint}_scale"), &[cols], &scales);
-        let xq = self.node_n("DynamicQuantizeLinear", "", &[x], vec![], 3);
-        let (xq, xs, xz) = (&xq[0], &xq[1], &xq[2]);
-        Ok(self.node("QAttention", MS, &[xq, &wq, qkv_b, xs, &ws, mask, xz], attrs))
+        let [wq, ws, xq, xs, xz] = &self.int8_operands(hint, x, qkv_w, opts)?;
+        Ok(self.node("QAttention", MS, &[xq, wq, qkv_b, xs, ws, mask, xz], attrs))
     }
 }
 
