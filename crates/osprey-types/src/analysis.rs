@@ -409,6 +409,25 @@ pub struct PostAnalysis {
     pub analysis_ids: BTreeMap<String, String>,
 }
 
+impl PostAnalysis {
+    /// An answer for post `id` that holds no analysis yet.
+    pub fn empty(id: &str) -> Self {
+        Self {
+            id: id.to_string(),
+            segments: 0,
+            sentiment: None,
+            emotion: None,
+            trajectory: None,
+            summary: None,
+            topics: None,
+            cached: false,
+            reused: false,
+            stored_id: None,
+            analysis_ids: BTreeMap::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AnalyzeResponse {
     pub results: Vec<PostAnalysis>,

@@ -40,17 +40,10 @@ impl Signatures {
     /// signature; if so, the answer rebuilt from them (newest of each).
     pub fn reuse(&self, stored: &StoredPost, slot_id: &str, segments: usize) -> Option<PostAnalysis> {
         let mut out = PostAnalysis {
-            id: slot_id.to_string(),
             segments,
-            sentiment: None,
-            emotion: None,
-            trajectory: None,
-            summary: None,
-            topics: None,
-            cached: false,
             reused: true,
             stored_id: Some(stored.post.id.clone()),
-            analysis_ids: BTreeMap::new(),
+            ..PostAnalysis::empty(slot_id)
         };
         for (task, sig) in &self.0 {
             // Analyses come newest first.

@@ -221,7 +221,7 @@ impl Analyzer {
             }
         };
         let mut results = if req.tasks.is_empty() {
-            chunk.iter().map(|k| bare(&k.post.id)).collect()
+            chunk.iter().map(|k| PostAnalysis::empty(&k.post.id)).collect()
         } else {
             self.analyze_with(req, false).await?.results
         };
@@ -269,21 +269,4 @@ fn inline_set(draft: TopicDraft, vectors: Vec<Vec<f32>>, embedder: &Embedder) ->
         index,
         revision: format!("{}@{}", info.id, info.revision),
     })
-}
-
-/// An answer with no analyses, for a watch that only stores what it keeps.
-fn bare(id: &str) -> PostAnalysis {
-    PostAnalysis {
-        id: id.to_string(),
-        segments: 0,
-        sentiment: None,
-        emotion: None,
-        trajectory: None,
-        summary: None,
-        topics: None,
-        cached: false,
-        reused: false,
-        stored_id: None,
-        analysis_ids: Default::default(),
-    }
 }
